@@ -493,7 +493,11 @@ def pair_figure(table: pd.DataFrame) -> Figure:
 
 def forest_figure(table: pd.DataFrame) -> Figure:
     """Score with its bootstrap interval per row of ``compare.csv`` (method, feature set, model)."""
-    names = [" / ".join(x for x in (r.method, r.feature_set, r.model) if x) for r in table.itertuples()]
+    label_columns = [c for c in ("method", "feature_set", "model", "split", "selection") if c in table.columns]
+    names = [
+        " / ".join(str(x) for x in (getattr(r, c) for c in label_columns) if isinstance(x, str) and x)
+        for r in table.itertuples()
+    ]
     methods = list(dict.fromkeys(table["method"]))
     y = np.arange(len(table))
     with matplotlib.rc_context(_RC):

@@ -722,11 +722,19 @@ def _compare_section(ctx: Context) -> Section | None:
     if table.empty:
         sec.note = "compare.csv has no rows."
         return sec
+    has_split = "split" in table.columns
+    has_selection = "selection" in table.columns
+    if has_split or has_selection:
+        # Validation first, then test; within each, the order of compare.csv.
+        order = table["split"].map({"val": 0, "test": 1}).fillna(2) if has_split else 0
+        table = table.assign(_order=order).sort_values("_order", kind="stable").drop(columns="_order")
     rows = [
         [
             _e(r["method"]),
             _e(r["feature_set"]),
             _e(r["model"]),
+            *([_e(r["split"])] if has_split else []),
+            *([_e(r["selection"])] if has_selection else []),
             _pct(r.get("acc_presence", np.nan)),
             _pct(r.get("acc_salience", np.nan)),
             f"<b>{_pct(r['score'])}</b>",
@@ -735,9 +743,24 @@ def _compare_section(ctx: Context) -> Section | None:
         for _, r in table.iterrows()
     ]
     body = _table(
-        ["method", "feature set", "model", "presence", "salience", "score", "interval"],
+        [
+            "method",
+            "feature set",
+            "model",
+            *(["split"] if has_split else []),
+            *(["selection"] if has_selection else []),
+            "presence",
+            "salience",
+            "score",
+            "interval",
+        ],
         rows,
-        caption="Methods compared on the same predictions; accuracy in %, interval from the bootstrap.",
+        caption=(
+            "Methods compared on the same folds; accuracy in %, interval: bootstrap 95 % over actors. "
+            "Selection: <i>paper</i> = epoch and thresholds chosen on the reported fold (optimistic), "
+            "<i>nested</i> = chosen inside the training folds, <i>pooled</i> = one choice on all "
+            "out-of-fold validation predictions."
+        ),
     )
     body += ctx.figs.html(
         figures.forest_figure(table),

@@ -35,12 +35,15 @@ __all__ = [
     "CURVES_COLUMNS",
     "PREDICTION_COLUMNS",
     "COMPARE_COLUMNS",
+    "COMPARE_TEXT_COLUMNS",
 ]
 
 RESULTS_COLUMNS = ("feature_set", "model", "method", "fold", "acc_presence", "acc_salience", "score")
 CURVES_COLUMNS = ("feature_set", "model", "fold", "epoch")
 PREDICTION_COLUMNS = ("filename", *EMOTIONS)
 COMPARE_COLUMNS = ("method", "feature_set", "model", "score", "ci_low", "ci_high")
+#: Columns of ``compare.csv`` kept as text (the rest are numbers); split / selection / note are optional.
+COMPARE_TEXT_COLUMNS = ("method", "feature_set", "model", "split", "selection", "note")
 _KNOWN = ("config.json", "results.csv", "curves.csv", "predictions", "grids", "clip_features", "compare.csv")
 
 Combo = tuple[str, str]
@@ -214,14 +217,13 @@ def load_run(run: Path) -> RunData:
 
     path = run / "compare.csv"
     if path.is_file():
-        table = _read_csv(
-            path, COMPARE_COLUMNS, problems, dtype={"method": str, "feature_set": str, "model": str}
-        )
+        table = _read_csv(path, COMPARE_COLUMNS, problems, dtype={c: str for c in COMPARE_TEXT_COLUMNS})
         if table is not None:
-            for col in ("method", "feature_set", "model"):
-                table[col] = _text(table[col])
+            for col in COMPARE_TEXT_COLUMNS:
+                if col in table.columns:
+                    table[col] = _text(table[col])
             for col in table.columns:
-                if col not in ("method", "feature_set", "model"):
+                if col not in COMPARE_TEXT_COLUMNS:
                     table[col] = pd.to_numeric(table[col], errors="coerce")
             data.compare = table
     return data

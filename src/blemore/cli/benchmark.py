@@ -1,0 +1,106 @@
+"""``blemore benchmark`` and ``blemore predict``: the paper's protocol from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from blemore.cli.app import app, fail, user_errors
+
+
+@app.command()
+def benchmark(
+    features: List[str] = typer.Option(
+        ..., "--features", "-f", help="NAME=PATH: a .npz (X, filenames) or a folder of <clip>.npy; repeatable."
+    ),
+    train_metadata: Optional[Path] = typer.Option(
+        None, "--train-metadata", help="Official train_metadata.csv (filename, video_id, fold, mix, emotion_1, ...)."
+    ),
+    clips: Optional[Path] = typer.Option(
+        None, "--clips", help="Text file of descriptive clip names; folds are generated actor-disjoint."
+    ),
+    test_metadata: Optional[Path] = typer.Option(
+        None, "--test-metadata", help="Test clips (labels optional: without them no test rows, still predictions)."
+    ),
+    sets: Optional[List[str]] = typer.Option(
+        None, "--set", "-s", help="Feature set to run, e.g. wavlm or wavlm+videomae (fusion); repeatable. Default: each feature."
+    ),
+    models: str = typer.Option("linear,mlp256,mlp512", "--models", "-m", help="Comma-separated heads."),
+    representation: str = typer.Option("stats", "--representation", help="stats (7 statistics) or windows."),
+    window: int = typer.Option(16, "--window", help="Frames per window (windows representation)."),
+    epochs: int = typer.Option(200, "--epochs"),
+    lr: float = typer.Option(5e-6, "--lr"),
+    weight_decay: float = typer.Option(1e-3, "--weight-decay"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    seed: int = typer.Option(0, "--seed"),
+    n_folds: int = typer.Option(5, "--n-folds", help="Folds to generate with --clips."),
+    submission_rule: str = typer.Option(
+        "pooled", "--submission-rule", help="Test predictions from the 'pooled' rule or the paper's rule ('paper')."
+    ),
+    paper_epochs: str = typer.Option(
+        "all", "--paper-epochs", help="Paper-rule test model: 'all' epochs (official code) or 'best-fold' epoch count."
+    ),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for training (default 1: fastest on a shared CPU)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/benchmark-<time>)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train every feature set x classifier on the folds, validate every epoch, test; write a run folder."""
+    with user_errors():
+        from blemore.features.loading import parse_feature_specs
+        from blemore.protocol import BenchmarkConfig, run_benchmark
+
+        config = BenchmarkConfig(
+            features=parse_feature_specs(features),
+            train_metadata=train_metadata,
+            clips=clips,
+            test_metadata=test_metadata,
+            sets=list(sets) if sets else None,
+            models=[models],
+            representation=representation,  # type: ignore[arg-type]
+            window=window,
+            epochs=epochs,
+            lr=lr,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            seed=seed,
+            n_folds=n_folds,
+            out=out,
+            submission_rule=submission_rule,  # type: ignore[arg-type]
+            paper_epochs=paper_epochs,  # type: ignore[arg-type]
+            progress=not quiet,
+            threads=threads,
+            command=["blemore", *sys.argv[1:]],
+        )
+        run = run_benchmark(config)
+        typer.echo((run / "results.md").read_text(), nl=False)
+        typer.echo(f"run folder: {run}")
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="A run folder written by `blemore benchmark`."),
+    features: List[str] = typer.Option(..., "--features", "-f", help="NAME=PATH for each feature the model needs."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default RUN/predict)."),
+    feature_set: Optional[str] = typer.Option(None, "--set", "-s", help="Feature set of the run (default: best)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Head of the run (default: best)."),
+    rule: Optional[str] = typer.Option(None, "--rule", help="'pooled' or 'paper' (default: the run's)."),
+    metadata: Optional[Path] = typer.Option(None, "--metadata", help="Predict these clips (default: all with features)."),
+) -> None:
+    """Apply a trained run to features of new clips: predictions JSON + challenge zip."""
+    with user_errors():
+        from blemore.features.loading import parse_feature_specs
+        from blemore.protocol import predict_run
+
+        if not run.is_dir():
+            raise fail(f"{run}: no such run folder")
+        res = predict_run(
+            run, parse_feature_specs(features), out=out, feature_set=feature_set, model=model,
+            rule=rule, metadata=metadata,  # type: ignore[arg-type]
+        )
+        typer.echo(
+            f"{res.n_clips} clip(s) predicted with {res.feature_set} / {res.model} ({res.rule} rule): "
+            f"{res.predictions}, {res.submission}"
+        )
