@@ -258,6 +258,20 @@ class PlanMember:
     eval: np.ndarray
 
 
+def _plan_seed(seed: int, member: "PlanMember", plan: list["PlanMember"], position: int) -> int:
+    """Seed of a plan member: outer fold k and the ``all`` member get the seeds ``blemore benchmark`` gives them.
+
+    So the ``baseline`` rows of a comparison are the benchmark's own models (same initial
+    weights, same shuffles); inner members get seeds of their own.
+    """
+    outer_ids = sorted({m.outer for m in plan if m.role == "outer"})
+    if member.role == "outer":
+        return member_seed(seed, outer_ids.index(member.outer))
+    if member.role == "all":
+        return member_seed(seed, len(outer_ids))
+    return member_seed(seed, 1000 + position)
+
+
 def nested_plan(folds: np.ndarray, *, nested: bool = True, test: np.ndarray | None = None) -> list[PlanMember]:
     """Training sets of the protocol with nested selection, as row indices into the training clips.
 
@@ -773,7 +787,7 @@ def run_compare(config: CompareConfig, *, echo: Callable[[str], None] | None = N
     plan_incl = nested_plan(incl_folds, nested=False)
 
     def members_of(p: list[PlanMember], offset: int) -> list[Member]:
-        return [Member(train=m.train, eval=m.eval, seed=member_seed(config.seed, offset + i)) for i, m in enumerate(p)]
+        return [Member(train=m.train, eval=m.eval, seed=_plan_seed(config.seed, m, p, offset + i)) for i, m in enumerate(p)]
 
     total_epochs = sum(config.attention_epochs * (len(set(folds.tolist())) + (test_rows is not None)) if k == "attention"
                        else config.epochs for k, _, _ in kinds)

@@ -45,6 +45,13 @@ def benchmark(
     ),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for training (default 1: fastest on a shared CPU)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/benchmark-<time>)."),
+    compare: Optional[str] = typer.Option(
+        None,
+        "--compare",
+        help="Also compare methods beyond the baseline on the same folds, e.g. "
+        "baseline,structured,actor-norm,late-fusion (or 'all'); writes compare.csv / compare.md.",
+    ),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write RUN/report.html at the end."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train every feature set x classifier on the folds, validate every epoch, test; write a run folder."""
@@ -74,8 +81,23 @@ def benchmark(
             threads=threads,
             command=["blemore", *sys.argv[1:]],
         )
+        if compare is not None:
+            from blemore.compare import CompareConfig, parse_methods
+
+            parse_methods(compare)  # fail on an unknown method before hours of training
         run = run_benchmark(config)
         typer.echo((run / "results.md").read_text(), nl=False)
+        if compare is not None:
+            from dataclasses import replace
+
+            from blemore.compare import run_compare
+
+            run_compare(CompareConfig.from_benchmark(replace(config, out=run), methods=compare))
+            typer.echo((run / "compare.md").read_text(), nl=False)
+        if report:
+            from blemore.report import write_report
+
+            typer.echo(f"report: {write_report(run)}")
         typer.echo(f"run folder: {run}")
 
 
