@@ -359,3 +359,30 @@ def test_compare_adds_to_an_existing_run_folder(planted_frames, tmp_path):
     assert not [p for p in run.iterdir() if p.name.startswith(".")]
     df = pd.read_csv(run / "compare.csv")
     assert set(df.method) == {"baseline"} and set(df.split) == {"val"}  # test metadata not given
+
+
+def test_compare_baseline_is_the_benchmarks_own_models(planted_frames, tmp_path):
+    """`benchmark --compare`: the comparison's baseline rows are the benchmark's figures (same seeds)."""
+    from dataclasses import replace
+
+    from blemore.protocol import BenchmarkConfig, run_benchmark
+
+    d = planted_frames
+    bc = BenchmarkConfig(
+        features=d["sources"], train_metadata=d["train_metadata"], test_metadata=d["test_metadata"],
+        sets=["s0"], models=["linear"], epochs=5, lr=1e-2, out=tmp_path / "run", progress=False,
+    )
+    run = run_benchmark(bc)
+    run_compare(CompareConfig.from_benchmark(replace(bc, out=run), methods="baseline", n_boot=20, n_perm=20))
+    res = pd.read_csv(run / "results.csv", dtype={"fold": str})
+    cmp = pd.read_csv(run / "compare.csv")
+    base = cmp[(cmp.method == "baseline") & (cmp.feature_set == "s0")]
+    pooled = res[(res.method == "baseline") & (res.fold == "pooled")].iloc[0]
+    val_pooled = base[(base.split == "val") & (base.selection == "pooled")].iloc[0]
+    assert val_pooled.epoch == pooled.epoch
+    assert val_pooled.acc_presence == pytest.approx(pooled.acc_presence)
+    assert val_pooled.acc_salience == pytest.approx(pooled.acc_salience)
+    test_pooled = res[(res.method == "baseline") & (res.fold == "test-pooled")].iloc[0]
+    row = base[(base.split == "test") & (base.selection == "pooled")].iloc[0]
+    assert row.acc_presence == pytest.approx(test_pooled.acc_presence)
+    assert row.acc_salience == pytest.approx(test_pooled.acc_salience)
