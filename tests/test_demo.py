@@ -34,7 +34,7 @@ def demo_run(tmp_path_factory) -> tuple[Path, int, str]:
                     (out / "data").symlink_to(ds.root, target_is_directory=True)
                 args = ["demo", "--out", str(out), "--actors", str(TINY["actors"]), "--seed", str(TINY["seed"]),
                         "--duration", str(TINY["duration"]), "--fps", str(TINY["fps"]), "--size", str(TINY["size"]), "--noise", str(TINY["noise"]),
-                        "--epochs", str(EPOCHS), "--models", "linear", "--no-report", "--quiet"]
+                        "--epochs", str(EPOCHS), "--models", "linear", "--compare", "actor-norm", "--no-report", "--quiet"]
                 result = CliRunner().invoke(app, args)
                 if result.exception and not isinstance(result.exception, SystemExit):
                     raise result.exception
@@ -67,6 +67,13 @@ def test_demo_prints_the_table_and_leaves_a_run_folder(demo_run) -> None:
     assert set(test.loc[test.method == "baseline", "feature_set"]) == {"opensmile", "facemesh", "opensmile+facemesh"}
     assert {"majority-single", "majority-blend"} <= set(test["method"])
     assert (test["n_clips"] == 54).all()
+    # both selection rules are scored blind on the held-out clips: the paper's and the pooled one
+    baseline = test[test.method == "baseline"]
+    assert set(baseline["fold"]) == {"test", "test-pooled"} and len(baseline) == 6
+    # the comparison beyond the baseline ran on the same folds and was printed
+    assert "Beyond the baseline" in output and "| actor-norm |" in output
+    compare = pd.read_csv(run / "compare.csv")
+    assert {"baseline", "actor-norm"} <= set(compare["method"]) and "test" in set(compare["split"])
 
 
 def test_face_detection_rate_is_reported_and_high(demo_run) -> None:

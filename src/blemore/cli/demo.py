@@ -35,6 +35,8 @@ DEMO_LR = 1e-3
 DEMO_MODELS = "linear,mlp256"
 DEMO_ENCODERS = ("opensmile", "facemesh")
 DEMO_SETS = ("opensmile", "facemesh", "opensmile+facemesh")
+#: Methods beyond the baseline that the demo compares (``blemore benchmark --compare``); "" for none.
+DEMO_COMPARE = "structured,actor-norm,late-fusion"
 
 
 @dataclass
@@ -48,6 +50,7 @@ class DemoResult:
     test_scores: list[dict]
     stages: dict[str, float] = field(default_factory=dict)
     report: Path | None = None
+    compare_table: str | None = None
 
     @property
     def total_seconds(self) -> float:
@@ -93,32 +96,47 @@ def score_held_out(run: Path, truth_csv: Path) -> list[dict]:
         raise BlemoreError(f"{truth_csv}: no labelled clips to score against")
     results = pd.read_csv(run / "results.csv", dtype={"fold": str})
     config = json.loads((run / "config.json").read_text())
+    from blemore.protocol import predict_run
+
     rule = config.get("config", {}).get("submission_rule", "pooled")
     fold_name = "test-pooled" if rule == "pooled" else "test"
+    # The other selection rule's test predictions come from the saved models (`blemore predict`),
+    # so the table shows the paper's rule and the pooled rule side by side, both scored blind.
+    other = "paper" if rule == "pooled" else "pooled"
+    other_fold = "test-pooled" if other == "pooled" else "test"
+    features = {k: Path(v) for k, v in config.get("config", {}).get("features", {}).items()}
+    test_metadata = config.get("config", {}).get("test_metadata")
     rows, scores, reports = [], [], {}
     order = {fs: k for k, fs in enumerate(config.get("sets", []))}
     zips = sorted((run / "submission").glob("*.zip"), key=lambda p: (order.get(p.stem.split("__")[0], 99), p.stem))
     for zpath in zips:
         stem = zpath.stem
         fs, _, model = stem.partition("__")
-        report = score_predictions(read_predictions(zpath), truth)
         info_path = run / "models" / f"{stem}.json"
-        chosen: dict = {}
-        if info_path.exists():
-            chosen = json.loads(info_path.read_text()).get("rules", {}).get(rule, {})
-        s = report.scores
-        rows.append(
-            {
-                "feature_set": fs, "model": model, "method": "baseline", "fold": fold_name,
-                "epoch": chosen.get("epoch"), "alpha": chosen.get("alpha"), "beta": chosen.get("beta"),
-                "acc_presence": s.acc_presence, "acc_salience": s.acc_salience, "score": s.score,
-                "n_clips": s.n_clips,
-            }
-        )
-        scores.append({"feature_set": fs, "model": model, "acc_presence": s.acc_presence,
-                       "acc_salience": s.acc_salience, "score": s.score, "n_clips": s.n_clips,
-                       "missing": len(report.missing), "submission": str(zpath)})
-        reports[stem] = report.as_dict(details=True, max_names=20)
+        rules: dict = json.loads(info_path.read_text()).get("rules", {}) if info_path.exists() else {}
+        candidates = [(rule, fold_name, zpath)]
+        if info_path.exists() and features and test_metadata:
+            res = predict_run(run, features, out=run / f"predict-{other}" / stem, feature_set=fs, model=model,
+                              rule=other, metadata=test_metadata)
+            candidates.append((other, other_fold, res.submission))
+        for rule_name, fold, path in candidates:
+            report = score_predictions(read_predictions(path), truth)
+            chosen = rules.get(rule_name, {})
+            s = report.scores
+            rows.append(
+                {
+                    "feature_set": fs, "model": model, "method": "baseline", "fold": fold,
+                    "epoch": chosen.get("epoch"), "alpha": chosen.get("alpha"), "beta": chosen.get("beta"),
+                    "acc_presence": s.acc_presence, "acc_salience": s.acc_salience, "score": s.score,
+                    "n_clips": s.n_clips,
+                }
+            )
+            if rule_name != rule:
+                continue
+            scores.append({"feature_set": fs, "model": model, "acc_presence": s.acc_presence,
+                           "acc_salience": s.acc_salience, "score": s.score, "n_clips": s.n_clips,
+                           "missing": len(report.missing), "submission": str(path)})
+            reports[stem] = report.as_dict(details=True, max_names=20)
     if not rows:
         raise BlemoreError(f"{run}/submission: no submission zip to score; did the run predict the test clips?")
     # Trivial baselines on the held-out clips, counted on all training clips.
@@ -137,7 +155,7 @@ def score_held_out(run: Path, truth_csv: Path) -> list[dict]:
         scores.append({"feature_set": "-", "model": r["model"], "acc_presence": r["acc_presence"],
                        "acc_salience": r["acc_salience"], "score": r["score"], "n_clips": r["n_clips"],
                        "missing": 0, "submission": ""})
-    keep = ~results["fold"].isin([fold_name]) | (results["method"] != "baseline")
+    keep = ~results["fold"].isin([fold_name, other_fold]) | (results["method"] != "baseline")
     keep &= ~((results["fold"] == "test") & results["method"].str.startswith("majority"))
     merged = pd.concat([results[keep], pd.DataFrame(rows + trivial, columns=RESULT_COLUMNS)], ignore_index=True)
     _atomic_text(run / "results.csv", merged.to_csv(index=False, float_format="%.6g"))
@@ -173,6 +191,7 @@ def run_demo(
     lr: float = DEMO_LR,
     models: str = DEMO_MODELS,
     workers: int = 2,
+    compare: str = DEMO_COMPARE,
     report: bool = True,
     progress: bool = True,
 ) -> DemoResult:
@@ -238,6 +257,20 @@ def run_demo(
     scores = score_held_out(run, ds.test_truth)
     stages["score"] = time.perf_counter() - t
 
+    compare_table = None
+    if compare:
+        t = time.perf_counter()
+        _say(f"[4b/5] comparing methods beyond the baseline: {compare}", quiet=quiet)
+        from dataclasses import replace
+
+        from blemore.compare import CompareConfig, run_compare
+
+        # Test rows of the comparison are scored against the held-out truth; nothing is selected on it.
+        run_compare(CompareConfig.from_benchmark(replace(config, out=run, test_metadata=ds.test_truth),
+                                                 methods=compare))
+        compare_table = (run / "compare.md").read_text()
+        stages["compare"] = time.perf_counter() - t
+
     report_path = None
     if report and importlib.util.find_spec("blemore.report") is not None:
         t = time.perf_counter()
@@ -248,7 +281,7 @@ def run_demo(
         stages["report"] = time.perf_counter() - t
     table = (run / "results.md").read_text()
     return DemoResult(root=root, run=run, table=table, detection_rate=rate, test_scores=scores, stages=stages,
-                      report=report_path)
+                      report=report_path, compare_table=compare_table)
 
 
 def _held_out_table(scores: list[dict]) -> str:
@@ -302,6 +335,9 @@ def demo(
     lr: float = typer.Option(DEMO_LR, "--lr", help="Learning rate (the paper: 5e-6)."),
     models: str = typer.Option(DEMO_MODELS, "--models", help="Comma-separated heads: linear, mlp256, mlp512."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes rendering clips in parallel."),
+    compare: str = typer.Option(
+        DEMO_COMPARE, "--compare", help="Methods to compare with the baseline (see `blemore compare`); '' for none."
+    ),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write the HTML report."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -314,7 +350,7 @@ def demo(
     with user_errors():
         result = run_demo(
             out, actors=actors, seed=seed, duration=duration, fps=fps, size=size, noise=noise, epochs=epochs, lr=lr,
-            models=models, workers=workers, report=not no_report, progress=not quiet,
+            models=models, workers=workers, compare=compare, report=not no_report, progress=not quiet,
         )
     print()
     print(f"Demo settings: {epochs} epochs at learning rate {lr:g} (the paper: 200 epochs at 5e-6), "
@@ -325,6 +361,10 @@ def demo(
     print("Held-out partition, scored from the submission files against test_truth.csv:")
     print(_held_out_table(result.test_scores))
     print()
+    if result.compare_table:
+        print("Beyond the baseline (same folds; bootstrap 95 % intervals over actors):")
+        print(result.compare_table.rstrip())
+        print()
     print(f"Face detection rate (MediaPipe Face Mesh): {100 * result.detection_rate:.1f}% of frames")
     print("Wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.stages.items())
           + f"; total {result.total_seconds:.1f} s")
