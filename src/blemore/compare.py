@@ -665,33 +665,16 @@ def _sensitivity_row(fs: str, model: str, fold: int, c: Choice, out: np.ndarray,
 
 
 def _resolve(config: CompareConfig):
-    from blemore.data.metadata import check_folds, metadata_from_names, read_clip_names, read_metadata
-    from blemore.features.loading import parse_set_names
-    from blemore.models.heads import parse_model_list
+    from blemore.protocol import _resolve_inputs
 
-    if (config.train_metadata is None) == (config.clips is None):
-        raise BlemoreError("give either --train-metadata (official CSV with folds) or --clips (a list of clip names)")
-    if config.train_metadata is not None:
-        train = read_metadata(config.train_metadata)
-        source = str(config.train_metadata)
-    else:
-        train = metadata_from_names(read_clip_names(config.clips), n_folds=config.n_folds, seed=config.seed)
-        source = str(config.clips)
-    train = train.reset_index(drop=True)
-    check_folds(train, source=source)
-    test = None
-    if config.test_metadata is not None:
-        test = read_metadata(config.test_metadata).reset_index(drop=True)
-        overlap = sorted(set(test.filename) & set(train.filename))
-        if overlap:
-            raise BlemoreError(f"{config.test_metadata}: {len(overlap)} clip(s) are also training clips (e.g. {overlap[0]!r})")
+    # The benchmark's own checks of metadata, folds, test overlap, training settings, sets and models.
+    inputs = _resolve_inputs(config)
+    train, test, sets, models = inputs.train, inputs.test, inputs.sets, inputs.models
     if config.representation != "stats":
         raise BlemoreError("compare uses the 'stats' representation only (attention-fusion reads the frames itself)")
     if config.n_boot < 0 or config.n_perm < 0:
         raise BlemoreError(f"n_boot and n_perm must be >= 0, got {config.n_boot} and {config.n_perm}")
     methods = parse_methods(config.methods)
-    sets = parse_set_names(config.sets, config.features)
-    models = parse_model_list(config.models)
     sources = list(dict.fromkeys(p for s in sets for p in s.split("+")))
     if any(m in methods for m in ("late-fusion", "attention-fusion")) and len(sources) < 2:
         raise BlemoreError("late-fusion and attention-fusion need at least two feature sources (--features a=... --features b=...)")

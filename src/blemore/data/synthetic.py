@@ -62,6 +62,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from blemore.data.metadata import OFFICIAL_COLUMNS
 from blemore.errors import BlemoreError
 from blemore.labels import (
     BLEND_EMOTIONS,
@@ -99,16 +100,6 @@ MIN_ACTORS = N_FOLDS + 1
 TEST_SHARE = 0.2
 SAMPLE_RATE = 16_000
 EXTENSION = ".mp4"
-OFFICIAL_COLUMNS = (
-    "filename",
-    "video_id",
-    "fold",
-    "mix",
-    "emotion_1",
-    "emotion_2",
-    "emotion_1_salience",
-    "emotion_2_salience",
-)
 
 # --------------------------------------------------------------------------- prototypes
 

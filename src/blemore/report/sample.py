@@ -256,21 +256,9 @@ def write_sample_run(
 
     results += _trivial_rows(truth, folds, test_truth if test_labels else None, n_test)
     if "results" in parts:
-        table = pd.DataFrame(results)[
-            [
-                "feature_set",
-                "model",
-                "method",
-                "fold",
-                "epoch",
-                "alpha",
-                "beta",
-                "acc_presence",
-                "acc_salience",
-                "score",
-                "n_clips",
-            ]
-        ]
+        from blemore.protocol import RESULT_COLUMNS
+
+        table = pd.DataFrame(results)[RESULT_COLUMNS]
         table.to_csv(run / "results.csv", index=False)
         (run / "results.md").write_text(_markdown(table))
     if "curves" in parts:
