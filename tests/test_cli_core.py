@@ -294,3 +294,13 @@ def test_tune_decode_score_round_trip(tmp_path, probs_csv):
     assert run("decode", path, "--alpha", repr(tuned["alpha"]), "--beta", repr(tuned["beta"]), "-o", out).exit_code == 0
     scored = json.loads(run("score", out, "--json").stdout)
     assert (scored["acc_presence"], scored["acc_salience"]) == (tuned["acc_presence"], tuned["acc_salience"])
+
+
+def test_score_anonymised_names_without_truth_names_the_file(tmp_path):
+    sub = tmp_path / "sub.json"
+    sub.write_text(json.dumps({"test_0001": [{"emotion": "hap", "salience": 100}]}))
+    res = runner.invoke(app, ["score", str(sub)])
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert str(sub) in lines[0] and "test_0001" in lines[0] and "--truth" in lines[0]

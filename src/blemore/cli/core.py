@@ -75,7 +75,8 @@ def score(
 
     Without --truth the labels are read from the (descriptive) clip names.
     """
-    from blemore.submission import example_files, load_predictions, read_truth, score_predictions
+    from blemore.labels import clip_stem
+    from blemore.submission import example_files, load_predictions, read_truth, score_predictions, truth_from_names
 
     with user_errors():
         if example:
@@ -88,7 +89,13 @@ def score(
         preds = load_predictions(submission)
         if fold and truth is None:
             raise BlemoreError("--fold needs --truth METADATA.csv (the folds are read from its 'fold' column)")
-        truth_map = read_truth(truth, folds=fold) if truth is not None else None
+        if truth is not None:
+            truth_map = read_truth(truth, folds=fold)
+        else:
+            try:  # labels from the clip names; say which file the names came from
+                truth_map = truth_from_names(clip_stem(c) for c in preds)
+            except BlemoreError as exc:
+                raise BlemoreError(f"{submission}: {exc}") from None
         report = score_predictions(preds, truth_map, lenient=lenient)
         if as_json:
             out = report.as_dict(details=True)
