@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch==2.13.0 is the CPU build on this machine's disk; install it before anything asks for torch.
 	$(PY) -m pip install -q "numpy<2" "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[all,dev]"
+	$(PY) -m pip install -q -e ".[all,dev,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -53,6 +53,14 @@ def benchmark(
     ),
     report: bool = typer.Option(True, "--report/--no-report", help="Write RUN/report.html at the end."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    ray: bool = typer.Option(
+        False, "--ray", help="Run on a Ray cluster (the ray extra: pip install ray): RAY_ADDRESS, a cluster "
+        "started here with `ray start`, else a new local one. Paths must be on storage every node sees.",
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", metavar="ADDRESS",
+        help="Ray cluster to use (implies --ray): auto, local, HOST:6379 or ray://HOST:10001.",
+    ),
 ) -> None:
     """Train every feature set x classifier on the folds, validate every epoch, test; write a run folder."""
     with user_errors():
@@ -85,7 +93,12 @@ def benchmark(
             from blemore.compare import CompareConfig, parse_methods
 
             parse_methods(compare)  # fail on an unknown method before hours of training
-        run = run_benchmark(config)
+        if ray or ray_address:  # engineer G: feature set x model jobs as Ray tasks (blemore.distributed)
+            from blemore.distributed import benchmark_on_ray
+
+            run = benchmark_on_ray(config, address=ray_address)
+        else:
+            run = run_benchmark(config)
         typer.echo((run / "results.md").read_text(), nl=False)
         if compare is not None:
             from dataclasses import replace

@@ -35,17 +35,33 @@ def extract(
     face_crop: bool = typer.Option(False, "--face-crop", help="CLIP/VideoMAE see a crop around the detected face."),
     limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Only the first N clips (by name)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ray: bool = typer.Option(
+        False, "--ray", help="Run on a Ray cluster (the ray extra: pip install ray): RAY_ADDRESS, a cluster "
+        "started here with `ray start`, else a new local one. Paths must be on storage every node sees.",
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", metavar="ADDRESS",
+        help="Ray cluster to use (implies --ray): auto, local, HOST:6379 or ray://HOST:10001.",
+    ),
 ) -> None:
     """Extract frame-level features (one (T, D) float32 .npy per clip and encoder); resumable."""
     from blemore.extraction import extract as run_extract
 
     with user_errors():
         specs = [s.strip() for s in encoders.split(",") if s.strip()]
-        summary = run_extract(
-            clips, encoders=specs, out=out, metadata=metadata, device=device, batch_size=batch_size,
-            progress=not quiet, workers=workers, overwrite=overwrite, limit=limit, pool=pool,
-            face_crop=face_crop,
-        )
+        if ray or ray_address:  # engineer G: clips spread over Ray workers (blemore.distributed)
+            from blemore.distributed import extract_on_ray
+
+            summary = extract_on_ray(
+                clips, encoders=specs, out=out, metadata=metadata, device=device, batch_size=batch_size,
+                progress=not quiet, overwrite=overwrite, limit=limit, address=ray_address, face_crop=face_crop,
+            )
+        else:
+            summary = run_extract(
+                clips, encoders=specs, out=out, metadata=metadata, device=device, batch_size=batch_size,
+                progress=not quiet, workers=workers, overwrite=overwrite, limit=limit, pool=pool,
+                face_crop=face_crop,
+            )
     _print_summary(summary)
 
 
