@@ -556,7 +556,7 @@ def benchmark_on_ray(config: Any, *, address: str | None = None, max_retries: in
     """
     from blemore.features.loading import parse_set_names
     from blemore.models.heads import parse_model_list
-    from blemore.protocol import _prepare_out, _resolve_inputs
+    from blemore.protocol import _prepare_out, _publish, _resolve_inputs
 
     started = time.time()
     _resolve_inputs(config)  # every input checked here, before anything is sent to the cluster
@@ -626,9 +626,7 @@ def benchmark_on_ray(config: Any, *, address: str | None = None, max_retries: in
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -311,6 +311,13 @@ def _prepare_out(out: Path) -> Path:
     return tmp
 
 
+def _publish(tmp: Path, out: Path) -> None:
+    """Move a finished staging folder (from :func:`_prepare_out`) into place, replacing an earlier run."""
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+
+
 # --------------------------------------------------------------------------- one job
 
 
@@ -676,9 +683,7 @@ def run_benchmark(config: BenchmarkConfig) -> Path:
             "train_flops": flops,
         }
         (tmp / "config.json").write_text(json.dumps(resolved, indent=2, default=str))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
