@@ -665,10 +665,10 @@ def _sensitivity_row(fs: str, model: str, fold: int, c: Choice, out: np.ndarray,
 
 
 def _resolve(config: CompareConfig):
-    from blemore.protocol import _resolve_inputs
+    from blemore.protocol import resolve_inputs
 
     # The benchmark's own checks of metadata, folds, test overlap, training settings, sets and models.
-    inputs = _resolve_inputs(config)
+    inputs = resolve_inputs(config)
     train, test, sets, models = inputs.train, inputs.test, inputs.sets, inputs.models
     if config.representation != "stats":
         raise BlemoreError("compare uses the 'stats' representation only (attention-fusion reads the frames itself)")

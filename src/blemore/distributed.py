@@ -556,10 +556,10 @@ def benchmark_on_ray(config: Any, *, address: str | None = None, max_retries: in
     """
     from blemore.features.loading import parse_set_names
     from blemore.models.heads import parse_model_list
-    from blemore.protocol import _prepare_out, _publish, _resolve_inputs
+    from blemore.protocol import prepare_run_folder, publish_run_folder, resolve_inputs
 
     started = time.time()
-    _resolve_inputs(config)  # every input checked here, before anything is sent to the cluster
+    resolve_inputs(config)  # every input checked here, before anything is sent to the cluster
     sets = parse_set_names(config.sets, config.features)
     models = parse_model_list(config.models)
     config = dataclasses.replace(
@@ -620,13 +620,13 @@ def benchmark_on_ray(config: Any, *, address: str | None = None, max_retries: in
                 "threads_per_job": threads, "workers": sorted({p["pid"] for p in parts if p})},
     }
     merged = merge_runs([p for p in parts if p is not None], config=config, extra=extra)
-    tmp = _prepare_out(out)
+    tmp = prepare_run_folder(out)
     try:
         for rel, data in merged.items():
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        _publish(tmp, out)
+        publish_run_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

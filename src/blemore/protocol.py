@@ -54,7 +54,20 @@ from blemore.features.loading import FeatureRows, load_feature_set, parse_set_na
 from blemore.labels import EMOTIONS, IS_BLEND, LABEL_INDEX, LABEL_NAMES, SOFT_VECTORS, VALID_LABELS
 from blemore.models.heads import hidden_size, parse_model_list
 
-__all__ = ["BenchmarkConfig", "run_benchmark", "predict_run", "PredictResult", "RESULT_COLUMNS", "CURVE_COLUMNS", "markdown_table", "member_seed"]
+__all__ = [
+    "BenchmarkConfig",
+    "run_benchmark",
+    "predict_run",
+    "PredictResult",
+    "RESULT_COLUMNS",
+    "CURVE_COLUMNS",
+    "markdown_table",
+    "member_seed",
+    "resolve_inputs",
+    "prepare_run_folder",
+    "publish_run_folder",
+    "Inputs",
+]
 
 RESULT_COLUMNS = [
     "feature_set",
@@ -253,7 +266,9 @@ def markdown_table(results: pd.DataFrame) -> str:
 
 
 @dataclass
-class _Inputs:
+class Inputs:
+    """What a configuration resolves to: training and test metadata, fold ids, feature sets, heads."""
+
     train: pd.DataFrame
     test: pd.DataFrame | None
     fold_ids: list[int]
@@ -261,7 +276,8 @@ class _Inputs:
     models: list[str]
 
 
-def _resolve_inputs(config: BenchmarkConfig) -> _Inputs:
+def resolve_inputs(config: BenchmarkConfig) -> Inputs:
+    """Read and check the metadata and options of ``config``; raise :class:`BlemoreError` on bad input."""
     if (config.train_metadata is None) == (config.clips is None):
         raise BlemoreError("give either --train-metadata (official CSV with folds) or --clips (a list of clip names)")
     if config.train_metadata is not None:
@@ -294,10 +310,15 @@ def _resolve_inputs(config: BenchmarkConfig) -> _Inputs:
         raise BlemoreError(f"unknown paper_epochs {config.paper_epochs!r}: expected 'all' or 'best-fold'")
     if config.submission_rule not in ("pooled", "paper"):
         raise BlemoreError(f"unknown submission rule {config.submission_rule!r}: expected 'pooled' or 'paper'")
-    return _Inputs(train, test, fold_ids, sets, models)
+    return Inputs(train, test, fold_ids, sets, models)
 
 
-def _prepare_out(out: Path) -> Path:
+def prepare_run_folder(out: Path) -> Path:
+    """Check that ``out`` may hold a run and return a fresh staging folder beside it.
+
+    The run is written into the staging folder and moved into place by
+    :func:`publish_run_folder` only when complete, so a failed run leaves nothing half-written.
+    """
     if out.exists():
         if not out.is_dir():
             raise BlemoreError(f"{out}: exists and is not a folder; choose another --out")
@@ -311,8 +332,8 @@ def _prepare_out(out: Path) -> Path:
     return tmp
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    """Move a finished staging folder (from :func:`_prepare_out`) into place, replacing an earlier run."""
+def publish_run_folder(tmp: Path, out: Path) -> None:
+    """Move a finished staging folder (from :func:`prepare_run_folder`) into place, replacing an earlier run."""
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
@@ -337,7 +358,7 @@ def _run_job(
     fs: str,
     model: str,
     feats: FeatureRows,
-    inp: _Inputs,
+    inp: Inputs,
     config: BenchmarkConfig,
     epoch_bar=None,
 ) -> _JobResult:
@@ -570,7 +591,7 @@ def run_benchmark(config: BenchmarkConfig) -> Path:
     from blemore.submission import predictions_from_indices, write_predictions, write_submission_zip
 
     started = time.time()
-    inp = _resolve_inputs(config)
+    inp = resolve_inputs(config)
     out = Path(config.out) if config.out is not None else Path("runs") / time.strftime("benchmark-%Y%m%d-%H%M%S")
     clips = inp.train["filename"].tolist() + ([] if inp.test is None else inp.test["filename"].tolist())
 
@@ -582,7 +603,7 @@ def run_benchmark(config: BenchmarkConfig) -> Path:
             fs, config.features, clips, representation=config.representation, window=config.window,
             cache=cache, progress=config.progress,
         )
-    tmp = _prepare_out(out)
+    tmp = prepare_run_folder(out)
     try:
         for sub in ("predictions", "grids", "clip_features", "models"):
             (tmp / sub).mkdir()
@@ -683,7 +704,7 @@ def run_benchmark(config: BenchmarkConfig) -> Path:
             "train_flops": flops,
         }
         (tmp / "config.json").write_text(json.dumps(resolved, indent=2, default=str))
-        _publish(tmp, out)
+        publish_run_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
