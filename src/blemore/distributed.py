@@ -155,28 +155,6 @@ def _describe(encoders: Sequence[Any], device: str, batch_size: int | None,
     return [(e.name, encoder_settings(e), int(e.batch_size)) for e in built]
 
 
-def _save_npy_unique(path: Path, array: np.ndarray) -> None:
-    """``np.save`` through a temporary file and a rename; the temporary name is unique across nodes.
-
-    (Two attempts of one task may overlap when Ray declares a node dead that still runs; process
-    ids alone could then collide.) The suffix is the store's, so a reopened store removes leftovers.
-    """
-    import socket
-    import uuid
-
-    from blemore.features.store import _TMP_SUFFIX
-
-    tag = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp = path.with_name(f".{path.name}.{tag}{_TMP_SUFFIX}")
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 class _ShardStore:
     """What a worker has instead of a FeatureStore: writes ``.npy`` files atomically, collects index rows.
 
@@ -191,11 +169,11 @@ class _ShardStore:
 
     def write(self, clip: str, features: np.ndarray, *, fps: float | None = None,
               face_found: float | None = None, dim: int | None = None) -> Path:
-        from blemore.features.store import _check_features
+        from blemore.features.store import check_features, save_npy
 
-        arr = _check_features(clip, features, dim)
+        arr = check_features(clip, features, dim)
         path = self.folder / f"{clip}.npy"
-        _save_npy_unique(path, arr)
+        save_npy(path, arr)
         self.rows.append(dict(encoder=self.encoder, clip=clip, status="done", frames=int(arr.shape[0]),
                               dim=int(arr.shape[1]), fps=fps, face_found=face_found, error=""))
         return path
@@ -285,18 +263,17 @@ def chunk_clips(jobs: Sequence[Any], size: int) -> list[list[Any]]:
 def _record(store: Any, row: dict[str, Any]) -> None:
     """Put a worker's row into the driver's store (the driver alone writes ``index.csv``)."""
     if row["status"] == "done":
-        store.rows[row["clip"]] = store._row(row["clip"], status="done", frames=row["frames"], dim=row["dim"],
-                                             fps=row.get("fps"), face_found=row.get("face_found"), error="")
-        store._changed()
+        store.record_done(row["clip"], frames=row["frames"], dim=row["dim"], fps=row.get("fps"),
+                          face_found=row.get("face_found"))
     else:
         store.fail(row["clip"], row["error"])
 
 
 def _remove_leftovers(folder: Path) -> None:
     """Temporary files of workers that died while writing (their clip was retried)."""
-    from blemore.features.store import _TMP_SUFFIX
+    from blemore.features.store import TMP_SUFFIX
 
-    for tmp in folder.glob(f".*{_TMP_SUFFIX}"):
+    for tmp in folder.glob(f".*{TMP_SUFFIX}"):
         with contextlib.suppress(OSError):
             tmp.unlink()
 

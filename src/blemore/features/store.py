@@ -27,9 +27,11 @@ import csv
 import io
 import json
 import os
+import socket
 import time
+import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -40,28 +42,39 @@ __all__ = ["INDEX_COLUMNS", "FeatureStore", "read_index", "load_features", "atom
 INDEX_COLUMNS: tuple[str, ...] = (
     "clip", "status", "frames", "dim", "fps", "encoder", "model_id", "revision", "layer", "face_found", "error",
 )
-_TMP_SUFFIX = ".tmp"
+#: Suffix of the temporary files of atomic writes; a reopened store removes leftovers.
+TMP_SUFFIX = ".tmp"
+
+
+def _temporary_name(path: Path) -> Path:
+    """A temporary name beside ``path``, unique across hosts and processes (several Ray workers may share a store)."""
+    tag = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return path.with_name(f".{path.name}.{tag}{TMP_SUFFIX}")
+
+
+def _write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    path = Path(path)
+    tmp = _temporary_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{_TMP_SUFFIX}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    _write_atomically(path, lambda fh: fh.write(data))
 
 
 def save_npy(path: str | Path, array: np.ndarray) -> None:
     """``np.save`` through a temporary file and a rename (never a half-written ``.npy``)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{_TMP_SUFFIX}")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array, allow_pickle=False)
-    os.replace(tmp, path)
+    _write_atomically(path, lambda fh: np.save(fh, array, allow_pickle=False))
 
 
-def _check_features(clip: str, features: np.ndarray, dim: int | None) -> np.ndarray:
+def check_features(clip: str, features: np.ndarray, dim: int | None) -> np.ndarray:
     arr = np.asarray(features)
     if arr.ndim != 2:
         raise BlemoreError(f"clip {clip!r}: features must be (frames, dim), got shape {arr.shape}")
@@ -147,7 +160,7 @@ class FeatureStore:
         atomic_write_bytes(path, (json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n").encode())
 
     def _reconcile(self) -> None:
-        for tmp in self.folder.glob(f".*{_TMP_SUFFIX}"):
+        for tmp in self.folder.glob(f".*{TMP_SUFFIX}"):
             try:
                 tmp.unlink()
             except OSError:
@@ -203,13 +216,20 @@ class FeatureStore:
     def write(self, clip: str, features: np.ndarray, *, fps: float | None = None,
               face_found: float | None = None, dim: int | None = None) -> Path:
         """Store one clip's features atomically and record it as done."""
-        arr = _check_features(clip, features, dim)
+        arr = check_features(clip, features, dim)
         path = self.path(clip)
         save_npy(path, arr)
         self.rows[clip] = self._row(clip, status="done", frames=arr.shape[0], dim=arr.shape[1],
                                     fps=fps, face_found=face_found, error="")
         self._changed()
         return path
+
+    def record_done(self, clip: str, *, frames: int, dim: int, fps: float | None = None,
+                    face_found: float | None = None) -> None:
+        """Record a clip whose ``.npy`` another process already wrote atomically (e.g. a Ray worker)."""
+        self.rows[clip] = self._row(clip, status="done", frames=frames, dim=dim, fps=fps,
+                                    face_found=face_found, error="")
+        self._changed()
 
     def fail(self, clip: str, error: str) -> None:
         """Record that ``clip`` failed (its reason goes to the index; a rerun retries it)."""
