@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from blemore.data.folds import actor_folds
 from blemore.data.metadata import metadata_frame, write_metadata

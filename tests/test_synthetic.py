@@ -17,7 +17,7 @@ from _synthetic_shared import TINY, shared_dataset
 from blemore.cli import app
 from blemore.data import synthetic as S
 from blemore.errors import BlemoreError
-from blemore.labels import IS_BLEND, LABEL_INDEX, PRESENCE_MASKS, VALID_LABELS, parse_clip_name
+from blemore.labels import LABEL_INDEX, VALID_LABELS, parse_clip_name
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "blemore_clips.csv"
 if not REAL.exists():  # the shared folder beside the checkout

@@ -158,7 +158,7 @@ def train_attention(
     T = torch.as_tensor(np.asarray(targets, dtype=np.float32))
     mask_all = torch.as_tensor(packed.mask)
     pos_all = torch.as_tensor(packed.positions)
-    S, F = len(packed.tokens), packed.mask.shape[1] // max(len(packed.tokens), 1)
+    F = packed.mask.shape[1] // max(len(packed.tokens), 1)  # frames per source
     results = []
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from blemore.errors import BlemoreError
-from blemore.labels import EMOTIONS, IS_BLEND, N_LABELS, SOFT_VECTORS, VALID_LABELS
+from blemore.labels import EMOTIONS, SOFT_VECTORS, VALID_LABELS
 from blemore.models.trainer import Member, TrainConfig, fit_scaler
 
 __all__ = ["SALREG_OUTPUTS", "SHARE_SCALE", "salreg_targets", "salreg_loss", "decode_salreg", "train_generic"]
