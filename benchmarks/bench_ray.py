@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-CLIPS_CSV = Path("/work/shared/data/blemore_clips.csv")
+CLIPS_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "blemore_clips.csv"
 
 
 def _ray_cluster(cpus: int):

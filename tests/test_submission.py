@@ -33,7 +33,10 @@ from blemore.submission import (
 )
 
 HAP = [{"emotion": "hap", "salience": 100}]
-CLIPS_CSV = Path("/work/shared/data/blemore_clips.csv")
+import sys as _sys
+
+_sys.path.insert(0, str(Path(__file__).parent))
+from _real_clips import CLIPS_CSV, needs_real_clips  # noqa: E402
 
 
 def _pair(e1, s1, e2, s2):
@@ -274,7 +277,7 @@ def test_read_truth_errors(tmp_path, text, message):
         read_truth(path)
 
 
-@pytest.mark.skipif(not CLIPS_CSV.exists(), reason="the shared BLEMORE clip list is not on this machine")
+@needs_real_clips
 def test_read_truth_of_the_real_clip_list_agrees_with_names():
     truth = read_truth(CLIPS_CSV)
     assert len(truth) == 3050
