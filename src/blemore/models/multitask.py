@@ -38,7 +38,7 @@ import torch
 
 from blemore.errors import BlemoreError
 from blemore.labels import EMOTIONS, SOFT_VECTORS, VALID_LABELS
-from blemore.models.trainer import Member, TrainConfig, fit_scaler
+from blemore.models.trainer import Member, TrainConfig, _init_linear, fit_scaler
 
 __all__ = ["SALREG_OUTPUTS", "SHARE_SCALE", "salreg_targets", "salreg_loss", "decode_salreg", "train_generic"]
 
@@ -96,13 +96,6 @@ def decode_salreg(outputs: np.ndarray) -> np.ndarray:
     wrong[:, blend70] = z[:, _DOMINANT[blend70]] < z[:, _MINOR[blend70]]
     cost = np.where(wrong, cost + 1e-6, cost)
     return np.argmin(cost, axis=1).astype(np.int64)
-
-
-def _init_linear(fan_in: int, fan_out: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    bound = 1.0 / math.sqrt(fan_in)
-    w = (torch.rand(fan_out, fan_in, generator=g) * 2 - 1) * bound
-    b = (torch.rand(fan_out, generator=g) * 2 - 1) * bound
-    return w.t().contiguous(), b
 
 
 def train_generic(
