@@ -8,20 +8,15 @@ from typing import List, Optional
 
 import typer
 
+from blemore.cli import options as opt
 from blemore.cli.app import app, fail, user_errors
 
 
 @app.command()
 def benchmark(
-    features: List[str] = typer.Option(
-        ..., "--features", "-f", help="NAME=PATH: a .npz (X, filenames) or a folder of <clip>.npy; repeatable."
-    ),
-    train_metadata: Optional[Path] = typer.Option(
-        None, "--train-metadata", help="Official train_metadata.csv (filename, video_id, fold, mix, emotion_1, ...)."
-    ),
-    clips: Optional[Path] = typer.Option(
-        None, "--clips", help="Text file of descriptive clip names; folds are generated actor-disjoint."
-    ),
+    features: List[str] = opt.FEATURES,
+    train_metadata: Optional[Path] = opt.TRAIN_METADATA,
+    clips: Optional[Path] = opt.CLIPS,
     test_metadata: Optional[Path] = typer.Option(
         None, "--test-metadata", help="Test clips (labels optional: without them no test rows, still predictions)."
     ),
@@ -31,12 +26,12 @@ def benchmark(
     models: str = typer.Option("linear,mlp256,mlp512", "--models", "-m", help="Comma-separated heads."),
     representation: str = typer.Option("stats", "--representation", help="stats (7 statistics) or windows."),
     window: int = typer.Option(16, "--window", help="Frames per window (windows representation)."),
-    epochs: int = typer.Option(200, "--epochs"),
-    lr: float = typer.Option(5e-6, "--lr"),
-    weight_decay: float = typer.Option(1e-3, "--weight-decay"),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    seed: int = typer.Option(0, "--seed"),
-    n_folds: int = typer.Option(5, "--n-folds", help="Folds to generate with --clips."),
+    epochs: int = opt.EPOCHS,
+    lr: float = opt.LR,
+    weight_decay: float = opt.WEIGHT_DECAY,
+    batch_size: int = opt.BATCH_SIZE,
+    seed: int = opt.SEED,
+    n_folds: int = opt.N_FOLDS,
     submission_rule: str = typer.Option(
         "pooled", "--submission-rule", help="Test predictions from the 'pooled' rule or the paper's rule ('paper')."
     ),
@@ -52,15 +47,9 @@ def benchmark(
         "baseline,structured,actor-norm,late-fusion (or 'all'); writes compare.csv / compare.md.",
     ),
     report: bool = typer.Option(True, "--report/--no-report", help="Write RUN/report.html at the end."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    ray: bool = typer.Option(
-        False, "--ray", help="Run on a Ray cluster (the ray extra: pip install ray): RAY_ADDRESS, a cluster "
-        "started here with `ray start`, else a new local one. Paths must be on storage every node sees.",
-    ),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", metavar="ADDRESS",
-        help="Ray cluster to use (implies --ray): auto, local, HOST:6379 or ray://HOST:10001.",
-    ),
+    quiet: bool = opt.QUIET,
+    ray: bool = opt.RAY,
+    ray_address: Optional[str] = opt.RAY_ADDRESS,
 ) -> None:
     """Train every feature set x classifier on the folds, validate every epoch, test; write a run folder."""
     with user_errors():

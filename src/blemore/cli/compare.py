@@ -8,26 +8,21 @@ from typing import List, Optional
 
 import typer
 
+from blemore.cli import options as opt
 from blemore.cli.app import app, user_errors
 
 
 @app.command()
 def compare(
-    features: List[str] = typer.Option(
-        ..., "--features", "-f", help="NAME=PATH: a .npz (X, filenames) or a folder of <clip>.npy; repeatable."
-    ),
+    features: List[str] = opt.FEATURES,
     methods: str = typer.Option(
         "baseline,structured,actor-norm,late-fusion",
         "--methods",
         help="Comma-separated: baseline, structured (+head36), head36, salience-reg, actor-norm, late-fusion, "
         "attention-fusion, actor-inclusive, or all. The baseline is always run.",
     ),
-    train_metadata: Optional[Path] = typer.Option(
-        None, "--train-metadata", help="Official train_metadata.csv (filename, video_id, fold, mix, emotion_1, ...)."
-    ),
-    clips: Optional[Path] = typer.Option(
-        None, "--clips", help="Text file of descriptive clip names; folds are generated actor-disjoint."
-    ),
+    train_metadata: Optional[Path] = opt.TRAIN_METADATA,
+    clips: Optional[Path] = opt.CLIPS,
     test_metadata: Optional[Path] = typer.Option(
         None, "--test-metadata", help="Test clips WITH labels (e.g. the demo's test_truth.csv) for the test rows; unlabeled test clips are left out."
     ),
@@ -35,12 +30,12 @@ def compare(
         None, "--set", "-s", help="Feature set, e.g. wavlm or wavlm+videomae; repeatable. Default: each feature."
     ),
     models: str = typer.Option("linear", "--models", "-m", help="Comma-separated heads (linear, mlp256, mlp512)."),
-    epochs: int = typer.Option(200, "--epochs"),
-    lr: float = typer.Option(5e-6, "--lr"),
-    weight_decay: float = typer.Option(1e-3, "--weight-decay"),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    seed: int = typer.Option(0, "--seed"),
-    n_folds: int = typer.Option(5, "--n-folds", help="Folds to generate with --clips."),
+    epochs: int = opt.EPOCHS,
+    lr: float = opt.LR,
+    weight_decay: float = opt.WEIGHT_DECAY,
+    batch_size: int = opt.BATCH_SIZE,
+    seed: int = opt.SEED,
+    n_folds: int = opt.N_FOLDS,
     nested: bool = typer.Option(True, "--nested/--no-nested", help="Nested selection (inner CV; 4x more training)."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap draws over actors for intervals."),
     n_perm: int = typer.Option(2000, "--n-perm", help="Sign-flip permutations over actors for paired p-values."),
@@ -50,7 +45,7 @@ def compare(
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Run folder: a new one, or a `blemore benchmark` run to add the comparison to."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = opt.QUIET,
 ) -> None:
     """Compare remedies (structured output, salience regression, actor normalisation, fusion) with the baseline."""
     with user_errors():

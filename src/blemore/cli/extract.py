@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from blemore.cli import options as opt
 from blemore.cli.app import app, user_errors
 from blemore.errors import BlemoreError
 
@@ -35,14 +36,8 @@ def extract(
     face_crop: bool = typer.Option(False, "--face-crop", help="CLIP/VideoMAE see a crop around the detected face."),
     limit: Optional[int] = typer.Option(None, "--limit", min=0, help="Only the first N clips (by name)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    ray: bool = typer.Option(
-        False, "--ray", help="Run on a Ray cluster (the ray extra: pip install ray): RAY_ADDRESS, a cluster "
-        "started here with `ray start`, else a new local one. Paths must be on storage every node sees.",
-    ),
-    ray_address: Optional[str] = typer.Option(
-        None, "--ray-address", metavar="ADDRESS",
-        help="Ray cluster to use (implies --ray): auto, local, HOST:6379 or ray://HOST:10001.",
-    ),
+    ray: bool = opt.RAY,
+    ray_address: Optional[str] = opt.RAY_ADDRESS,
 ) -> None:
     """Extract frame-level features (one (T, D) float32 .npy per clip and encoder); resumable."""
     from blemore.extraction import extract as run_extract
