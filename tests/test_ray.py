@@ -538,3 +538,22 @@ def test_cli_ray_without_ray_installed_is_one_line_exit_2(clips, bench_inputs, t
         assert r.returncode == 2, (args[0], r.stdout, r.stderr[-1500:])
         assert len(r.stderr.strip().splitlines()) == 1 and "pip install 'blemore[ray]'" in r.stderr, r.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
+
+
+@needs_ray
+def test_cli_benchmark_compare_with_ray_matches_the_serial_run(cluster, bench_inputs, tmp_path):
+    """`benchmark --compare --ray`: the comparison's training units run as Ray tasks, compare.csv unchanged."""
+    from typer.testing import CliRunner
+
+    from blemore.cli.app import app
+
+    args = ["benchmark", "-f", f"a={bench_inputs / 'a.npz'}", "-f", f"b={bench_inputs / 'b.npz'}", "--set", "a", "--set", "b",
+            "--clips", str(bench_inputs / "clips.txt"), "-m", "linear", "--epochs", "3", "--threads", "1",
+            "--compare", "structured,actor-norm,late-fusion", "-q", "--no-report"]
+    serial = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "s")])
+    assert serial.exit_code == 0, serial.output
+    r = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "r"), "--ray"])
+    assert r.exit_code == 0, r.output
+    assert "| actor-norm |" in r.output and "| late-fusion |" in r.output
+    for name in ("compare.csv", "paired.csv", "pairs.csv"):
+        assert (tmp_path / "r" / name).read_bytes() == (tmp_path / "s" / name).read_bytes(), name

@@ -688,6 +688,11 @@ def _resolve(config: CompareConfig):
     return train, test, methods, sets, models, sources
 
 
+def check_compare_inputs(config: CompareConfig) -> None:
+    """Check a comparison's inputs and methods without training (``benchmark --compare`` checks first)."""
+    _resolve(config)
+
+
 def _prepare(out: Path) -> None:
     if out.exists():
         if not out.is_dir():
@@ -697,12 +702,22 @@ def _prepare(out: Path) -> None:
             raise BlemoreError(f"{out}: folder exists, is not empty and is not a blemore run; choose another --out")
 
 
-def run_compare(config: CompareConfig, *, echo: Callable[[str], None] | None = None) -> Path:
+def run_compare(
+    config: CompareConfig,
+    *,
+    echo: Callable[[str], None] | None = None,
+    map_units: Callable[[Callable, list], list] | None = None,
+) -> Path:
     """Train and score every method of ``config.methods`` against the baseline; write the files into the run folder.
 
     ``config.out`` may be an existing run folder of ``blemore benchmark`` (the compare files are
     added to it) or a new folder. Files are written under temporary names and renamed at the
     end, so a failed run leaves no half-written compare file. Returns the folder.
+
+    ``map_units(train_unit, units)`` runs the training units (one per method kind x feature set x
+    model) and returns their results in order; the default runs them here, one after the other.
+    :func:`blemore.distributed.compare_on_ray` passes one that makes each unit a Ray task. Seeds
+    belong to the units, so the results do not depend on where they ran.
 
     Examples
     --------
@@ -774,40 +789,47 @@ def run_compare(config: CompareConfig, *, echo: Callable[[str], None] | None = N
 
     total_epochs = sum(config.attention_epochs * (len(set(folds.tolist())) + (test_rows is not None)) if k == "attention"
                        else config.epochs for k, _, _ in kinds)
-    bar = tqdm(total=total_epochs, desc="compare: training", unit="epoch", disable=not config.progress, file=sys.stderr)
-    trained: dict[tuple[str, str, str], _Trained] = {}
-    try:
-        for kind, fs, model in kinds:
-            bar.set_postfix_str(f"{kind} {fs} {model}")
-            X = feats[fs]
-            if kind == "attention":
-                trained[(kind, fs, model)] = _train_attention(config, clips, sources, truth, folds, test_rows, bar)
-                continue
-            p = plan_incl if kind == "kl6-inclusive" else plan
-            fold_vec = incl_folds if kind == "kl6-inclusive" else folds
-            mem = members_of(p, 0)
-            hidden = hidden_size(model)
-            T = np.zeros((len(clips), 6), dtype=np.float32)
-            T[:n_train] = SOFT_VECTORS[truth]
-            if kind == "kl6-actor":
-                X = actor_standardise(X, actors + test_actors)
-            if kind in ("kl6", "kl6-actor", "kl6-inclusive"):
-                res = train_members(X, T, mem, hidden=hidden, config=tcfg, progress=bar.update)
-                outs = res.eval_probs
-            elif kind == "ce36":
-                T36 = np.zeros((len(clips), N_LABELS), dtype=np.float32)
-                T36[np.arange(n_train), truth] = 1.0
-                res = train_members(X, T36, mem, hidden=hidden, config=tcfg, progress=bar.update)
-                outs = res.eval_probs
-            else:  # salreg
-                from blemore.models.multitask import SALREG_OUTPUTS, salreg_loss, salreg_targets
 
-                Ts = np.zeros((len(clips), SALREG_OUTPUTS), dtype=np.float32)
-                Ts[:n_train] = salreg_targets(truth)
-                outs = _train_generic(X, Ts, mem, hidden, SALREG_OUTPUTS, salreg_loss, tcfg, bar.update)
-            trained[(kind, fs, model)] = _Trained(p, list(outs), fold_vec)
-    finally:
-        bar.close()
+    def train_unit(unit: tuple[str, str, str], progress: Callable[[int], object] | None = None) -> _Trained:
+        """Train one (kind, feature set, model): all its members at once. Runs here or on a Ray worker."""
+        kind, fs, model = unit
+        X = feats[fs]
+        if kind == "attention":
+            return _train_attention(config, clips, sources, truth, folds, test_rows, progress)
+        p = plan_incl if kind == "kl6-inclusive" else plan
+        fold_vec = incl_folds if kind == "kl6-inclusive" else folds
+        mem = members_of(p, 0)
+        hidden = hidden_size(model)
+        T = np.zeros((len(clips), 6), dtype=np.float32)
+        T[:n_train] = SOFT_VECTORS[truth]
+        if kind == "kl6-actor":
+            X = actor_standardise(X, actors + test_actors)
+        if kind in ("kl6", "kl6-actor", "kl6-inclusive"):
+            outs = train_members(X, T, mem, hidden=hidden, config=tcfg, progress=progress).eval_probs
+        elif kind == "ce36":
+            T36 = np.zeros((len(clips), N_LABELS), dtype=np.float32)
+            T36[np.arange(n_train), truth] = 1.0
+            outs = train_members(X, T36, mem, hidden=hidden, config=tcfg, progress=progress).eval_probs
+        else:  # salreg
+            from blemore.models.multitask import SALREG_OUTPUTS, salreg_loss, salreg_targets
+
+            Ts = np.zeros((len(clips), SALREG_OUTPUTS), dtype=np.float32)
+            Ts[:n_train] = salreg_targets(truth)
+            outs = _train_generic(X, Ts, mem, hidden, SALREG_OUTPUTS, salreg_loss, tcfg, progress)
+        return _Trained(p, list(outs), fold_vec)
+
+    if map_units is not None:  # e.g. Ray tasks (blemore.distributed.compare_on_ray); same seeds, same results
+        trained = dict(zip(kinds, map_units(train_unit, kinds)))
+    else:
+        bar = tqdm(total=total_epochs, desc="compare: training", unit="epoch", disable=not config.progress,
+                   file=sys.stderr)
+        trained = {}
+        try:
+            for unit in kinds:
+                bar.set_postfix_str(" ".join(unit))
+                trained[unit] = train_unit(unit, bar.update)
+        finally:
+            bar.close()
 
     # ---- selection + scoring
     E = config.epochs
@@ -861,7 +883,7 @@ def _train_generic(X, T, mem, hidden, out_dim, loss, tcfg, progress):
     return train_generic(X, T, mem, hidden=hidden, out_dim=out_dim, loss=loss, config=tcfg, progress=progress)
 
 
-def _train_attention(config: CompareConfig, clips, sources, truth, folds, test_rows, bar) -> _Trained:
+def _train_attention(config: CompareConfig, clips, sources, truth, folds, test_rows, progress) -> _Trained:
     from blemore.labels import clip_stem
     from blemore.models.attention import AttentionConfig, pack_sequences, train_attention
     from blemore.models.trainer import Member
@@ -881,7 +903,7 @@ def _train_attention(config: CompareConfig, clips, sources, truth, folds, test_r
     mem = [Member(train=m.train, eval=m.eval, seed=member_seed(config.seed, 1000 + i)) for i, m in enumerate(plan)]
     T = np.zeros((len(clips), 6), dtype=np.float32)
     T[: len(truth)] = SOFT_VECTORS[truth]
-    outs = train_attention(packed, T, mem, config=acfg, progress=bar.update)
+    outs = train_attention(packed, T, mem, config=acfg, progress=progress)
     return _Trained(plan, outs, folds)
 
 

@@ -46,7 +46,9 @@ import numpy as np
 
 from blemore.errors import BlemoreError
 
-__all__ = ["require_ray", "ray_session", "extract_on_ray", "benchmark_on_ray", "merge_runs", "chunk_clips"]
+__all__ = [
+    "require_ray", "ray_session", "extract_on_ray", "benchmark_on_ray", "compare_on_ray", "merge_runs", "chunk_clips",
+]
 
 #: Methods of the trivial baselines: the same in every job's ``results.csv``, written once after merging.
 _TRIVIAL_METHODS = ("majority-single", "majority-blend")
@@ -608,3 +610,64 @@ def benchmark_on_ray(config: Any, *, address: str | None = None, max_retries: in
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _run_unit(train_unit: Any, unit: tuple[str, str, str], threads: int) -> Any:
+    """One training unit of :func:`blemore.compare.run_compare` on a Ray worker."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return train_unit(unit)
+
+
+def compare_on_ray(config: Any, *, address: str | None = None, max_retries: int = 2,
+                   init: dict[str, Any] | None = None) -> Path:
+    """:func:`blemore.compare.run_compare` with every training unit (method kind x feature set x model) a Ray task.
+
+    The driver reads the features, plans the units and, when they are back, selects, scores and
+    writes the comparison exactly as the serial run does; each unit carries its own seeds, so
+    ``compare.csv`` is the serial run's. One CPU slot per unit (``config.threads`` or 1).
+    """
+    from tqdm.auto import tqdm
+
+    from blemore.compare import run_compare
+
+    threads = config.threads or 1
+
+    with ray_session(address, **(init or {})) as ray:
+        def map_units(train_unit: Any, units: list) -> list:
+            task = ray.remote(max_retries=max_retries, retry_exceptions=False)(_run_unit).options(num_cpus=threads)
+            fn_ref = ray.put(train_unit)
+            refs = [task.remote(fn_ref, unit, threads) for unit in units]
+            index = {ref: i for i, ref in enumerate(refs)}
+            results: list[Any] = [None] * len(units)
+            bar = tqdm(total=len(units), desc="compare units (ray)", unit="unit", file=sys.stderr,
+                       disable=not config.progress)
+            pending = list(refs)
+            try:
+                while pending:
+                    ready, pending = ray.wait(pending, num_returns=1)
+                    for ref in ready:
+                        i = index[ref]
+                        try:
+                            results[i] = ray.get(ref)
+                        except ray.exceptions.RayError as exc:
+                            err = _unwrap(exc)
+                            if isinstance(err, BlemoreError):
+                                raise err from None
+                            raise BlemoreError(f"compare unit {' / '.join(units[i])} failed on the Ray cluster: "
+                                               f"{' '.join(str(exc).split())[:500]}") from None
+                        bar.update(1)
+            except BaseException:
+                for ref in pending:
+                    with contextlib.suppress(Exception):
+                        ray.cancel(ref, force=True)
+                raise
+            finally:
+                bar.close()
+            return results
+
+        return run_compare(config, map_units=map_units)

@@ -79,9 +79,10 @@ def benchmark(
             command=["blemore", *sys.argv[1:]],
         )
         if compare is not None:
-            from blemore.compare import CompareConfig, parse_methods
+            from blemore.compare import CompareConfig, check_compare_inputs
 
-            parse_methods(compare)  # fail on an unknown method before hours of training
+            # fail on an unknown method or missing sources before hours of training
+            check_compare_inputs(CompareConfig.from_benchmark(config, methods=compare))
         if ray or ray_address:  # engineer G: feature set x model jobs as Ray tasks (blemore.distributed)
             from blemore.distributed import benchmark_on_ray
 
@@ -94,7 +95,13 @@ def benchmark(
 
             from blemore.compare import run_compare
 
-            run_compare(CompareConfig.from_benchmark(replace(config, out=run), methods=compare))
+            compare_config = CompareConfig.from_benchmark(replace(config, out=run), methods=compare)
+            if ray or ray_address:  # the comparison's training units as Ray tasks too
+                from blemore.distributed import compare_on_ray
+
+                compare_on_ray(compare_config, address=ray_address)
+            else:
+                run_compare(compare_config)
             typer.echo((run / "compare.md").read_text(), nl=False)
         if report:
             from blemore.report import write_report
