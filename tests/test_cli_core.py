@@ -304,3 +304,10 @@ def test_score_anonymised_names_without_truth_names_the_file(tmp_path):
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1
     assert str(sub) in lines[0] and "test_0001" in lines[0] and "--truth" in lines[0]
+
+
+def test_version():
+    from blemore import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"blemore {__version__}"

@@ -44,3 +44,20 @@ def user_errors() -> Iterator[None]:
         raise fail(f"{exc.filename}: is a directory, expected a file") from None
     except PermissionError as exc:
         raise fail(f"{exc.filename}: permission denied") from None
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from blemore import __version__
+
+        print(f"blemore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+    ),
+) -> None:
+    """Blended emotion recognition on BLEMORE: score, decode, tune, submit, extract, benchmark, demo, report."""
