@@ -38,7 +38,7 @@ import torch
 
 from blemore.errors import BlemoreError
 from blemore.labels import EMOTIONS, SOFT_VECTORS, VALID_LABELS
-from blemore.models.trainer import Member, TrainConfig, _init_linear, fit_scaler
+from blemore.models.trainer import Member, TrainConfig, _init_linear, epoch_batches, fit_scaler
 
 __all__ = ["SALREG_OUTPUTS", "SHARE_SCALE", "salreg_targets", "salreg_loss", "decode_salreg", "train_generic"]
 
@@ -204,16 +204,7 @@ def _train_generic(X, targets, members, *, hidden, out_dim, loss, config, progre
     out = [np.zeros((config.epochs, n_eval[m], out_dim), dtype=np.float32) for m in range(M)]
     ar = torch.arange(M).view(M, 1)
     for epoch in range(config.epochs):
-        rows = torch.zeros(S, M, B, dtype=torch.long)
-        wts = torch.zeros(S, M, B)
-        for m in range(M):
-            n = n_train[m]
-            perm = torch.randperm(n, generator=gens[m])
-            padded = torch.zeros(int(n_batches[m]) * B, dtype=torch.long)
-            padded[:n] = perm
-            rows[: n_batches[m], m] = padded.view(-1, B)
-            valid = (torch.arange(int(n_batches[m]) * B) < n).float().view(-1, B)
-            wts[: n_batches[m], m] = valid / valid.sum(dim=1, keepdim=True)
+        rows, wts = epoch_batches(n_train, n_batches, B, gens)
         for s in range(S):
             x = Xtr[ar, rows[s]]
             t = Ttr[ar, rows[s]]

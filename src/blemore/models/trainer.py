@@ -148,6 +148,34 @@ def fit_scaler(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float(), std.float()
 
 
+def epoch_batches(
+    n_train: Sequence[int], n_batches: np.ndarray, batch_size: int, gens: Sequence[torch.Generator]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One epoch's shuffled mini-batches of every member, as index and weight tensors ``(S, M, B)``.
+
+    Member m draws one permutation of its ``n_train[m]`` rows from its own generator (as
+    when trained alone) and cuts it into ``n_batches[m]`` batches; the last one may be
+    partial. ``wts`` averages each batch over its true size (1 / size on real rows, 0 on
+    padding and on the steps after a member's last batch).
+    """
+    B, M, S = int(batch_size), len(n_train), int(np.max(n_batches))
+    rows = torch.zeros(S, M, B, dtype=torch.long)
+    wts = torch.zeros(S, M, B)
+    batch_rows = torch.arange(B)
+    for m in range(M):
+        n = int(n_train[m])
+        perm = torch.randperm(n, generator=gens[m])
+        padded = torch.zeros(int(n_batches[m]) * B, dtype=torch.long)
+        padded[:n] = perm
+        rows[: n_batches[m], m] = padded.view(-1, B)
+        full = n // B
+        wts[:full, m] = 1.0 / B
+        rest = n - full * B
+        if rest:
+            wts[full, m] = (batch_rows < rest).float() / rest
+    return rows, wts
+
+
 def _init_linear(fan_in: int, fan_out: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
     bound = 1.0 / math.sqrt(fan_in)
@@ -383,22 +411,8 @@ def _train(
     eval_probs = [np.zeros((config.epochs, n_clips[m], C)) for m in range(M)]
     train_loss = np.zeros((config.epochs, M))
     kept: dict = {}
-    batch_rows = torch.arange(B)
     for epoch in range(1, config.epochs + 1):
-        # Per-epoch shuffles, one generator per member, as index tensors (S, M, B).
-        rows = torch.zeros(S, M, B, dtype=torch.long)
-        wts = torch.zeros(S, M, B)
-        for m in range(M):
-            n = n_train[m]
-            perm = torch.randperm(n, generator=gens[m])
-            padded = torch.zeros(int(n_batches[m]) * B, dtype=torch.long)
-            padded[:n] = perm
-            rows[: n_batches[m], m] = padded.view(-1, B)
-            full = n // B
-            wts[:full, m] = 1.0 / B
-            rest = n - full * B
-            if rest:
-                wts[full, m] = (batch_rows < rest).float() / rest
+        rows, wts = epoch_batches(n_train, n_batches, B, gens)
         rows += offsets.view(1, M, 1)
         loss_sum.zero_()
         with torch.no_grad():
