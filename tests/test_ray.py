@@ -557,3 +557,27 @@ def test_cli_benchmark_compare_with_ray_matches_the_serial_run(cluster, bench_in
     assert "| actor-norm |" in r.output and "| late-fusion |" in r.output
     for name in ("compare.csv", "paired.csv", "pairs.csv"):
         assert (tmp_path / "r" / name).read_bytes() == (tmp_path / "s" / name).read_bytes(), name
+
+
+def _task_that_may_fail(i: int) -> int:
+    from blemore.errors import BlemoreError
+
+    if i == 2:
+        raise RuntimeError("worker broke")
+    if i == 3:
+        raise BlemoreError("clip 'x': bad input")
+    return i * 10
+
+
+@needs_ray
+def test_as_completed_turns_task_failures_into_one_user_error(cluster):
+    from blemore.distributed import _as_completed
+    from blemore.errors import BlemoreError
+
+    task = cluster.remote(max_retries=0, retry_exceptions=False)(_task_that_may_fail)
+    got = dict(_as_completed(cluster, [task.remote(i) for i in (0, 1)], lambda i: f"job {i}"))
+    assert got == {0: 0, 1: 10}
+    with pytest.raises(BlemoreError, match=r"^job 0 failed on the Ray cluster: .*worker broke"):
+        dict(_as_completed(cluster, [task.remote(2)], lambda i: f"job {i}"))
+    with pytest.raises(BlemoreError, match=r"^clip 'x': bad input$"):
+        dict(_as_completed(cluster, [task.remote(3)], lambda i: f"job {i}"))

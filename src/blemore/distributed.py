@@ -518,6 +518,35 @@ def merge_runs(parts: Sequence[dict[str, Any]], *, config: Any,
     return merged
 
 
+def _as_completed(ray: Any, refs: list, describe: Any) -> Iterator[tuple[int, Any]]:
+    """``(index, result)`` of Ray tasks as they finish; the first failure is raised as one user error.
+
+    A :class:`BlemoreError` raised inside a task comes out as it is; any other failure
+    becomes ``BlemoreError("<describe(index)> failed on the Ray cluster: ...")``. If the
+    caller stops early (an error, Ctrl-C), the tasks still pending are cancelled.
+    """
+    index = {ref: i for i, ref in enumerate(refs)}
+    pending = list(refs)
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    err = _unwrap(exc)
+                    if isinstance(err, BlemoreError):
+                        raise err from None
+                    raise BlemoreError(f"{describe(index[ref])} failed on the Ray cluster: "
+                                       f"{' '.join(str(exc).split())[:500]}") from None
+                yield index[ref], result
+    except BaseException:
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
+
+
 def benchmark_on_ray(config: Any, *, address: str | None = None, max_retries: int = 2,
                      init: dict[str, Any] | None = None) -> Path:
     """:func:`blemore.protocol.run_benchmark` with every feature set x model a Ray task.
@@ -564,32 +593,16 @@ def benchmark_on_ray(config: Any, *, address: str | None = None, max_retries: in
         remote = ray.remote(max_retries=max_retries, retry_exceptions=False)
         task = remote(_run_pair).options(num_cpus=threads)
         cfg_ref = ray.put(config)
-        refs = {task.remote(cfg_ref, fs, m, threads, m == models[0]): i for i, (fs, m) in enumerate(pairs)}
+        refs = [task.remote(cfg_ref, fs, m, threads, m == models[0]) for fs, m in pairs]
         parts: list[dict | None] = [None] * len(pairs)
         bar = tqdm(total=len(pairs), desc="feature set x model (ray)", unit="job", file=sys.stderr,
                    disable=not config.progress)
         try:
-            pending = list(refs)
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                for ref in ready:
-                    try:
-                        part = ray.get(ref)
-                    except ray.exceptions.RayError as exc:
-                        fs, m = pairs[refs[ref]]
-                        err = _unwrap(exc)
-                        if isinstance(err, BlemoreError):
-                            raise err from None
-                        raise BlemoreError(f"feature set {fs!r} x model {m!r} failed on the Ray cluster: "
-                                           f"{' '.join(str(exc).split())[:500]}") from None
-                    parts[refs[ref]] = part
-                    bar.update(1)
-                    bar.set_postfix_str(f"{part['feature_set']} / {part['model']}", refresh=False)
-        except BaseException:
-            for ref in pending:
-                with contextlib.suppress(Exception):
-                    ray.cancel(ref, force=True)
-            raise
+            describe = lambda i: f"feature set {pairs[i][0]!r} x model {pairs[i][1]!r}"  # noqa: E731
+            for i, part in _as_completed(ray, refs, describe):
+                parts[i] = part
+                bar.update(1)
+                bar.set_postfix_str(f"{part['feature_set']} / {part['model']}", refresh=False)
         finally:
             bar.close()
         nodes = sorted({p["node"] for p in parts if p})
@@ -642,30 +655,13 @@ def compare_on_ray(config: Any, *, address: str | None = None, max_retries: int 
             task = ray.remote(max_retries=max_retries, retry_exceptions=False)(_run_unit).options(num_cpus=threads)
             fn_ref = ray.put(train_unit)
             refs = [task.remote(fn_ref, unit, threads) for unit in units]
-            index = {ref: i for i, ref in enumerate(refs)}
             results: list[Any] = [None] * len(units)
             bar = tqdm(total=len(units), desc="compare units (ray)", unit="unit", file=sys.stderr,
                        disable=not config.progress)
-            pending = list(refs)
             try:
-                while pending:
-                    ready, pending = ray.wait(pending, num_returns=1)
-                    for ref in ready:
-                        i = index[ref]
-                        try:
-                            results[i] = ray.get(ref)
-                        except ray.exceptions.RayError as exc:
-                            err = _unwrap(exc)
-                            if isinstance(err, BlemoreError):
-                                raise err from None
-                            raise BlemoreError(f"compare unit {' / '.join(units[i])} failed on the Ray cluster: "
-                                               f"{' '.join(str(exc).split())[:500]}") from None
-                        bar.update(1)
-            except BaseException:
-                for ref in pending:
-                    with contextlib.suppress(Exception):
-                        ray.cancel(ref, force=True)
-                raise
+                for i, result in _as_completed(ray, refs, lambda i: f"compare unit {' / '.join(units[i])}"):
+                    results[i] = result
+                    bar.update(1)
             finally:
                 bar.close()
             return results
