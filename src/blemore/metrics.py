@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -293,30 +293,31 @@ PAIR_GROUPS: tuple[str, ...] = tuple(dict.fromkeys(label.pair for label in VALID
 _PAIR_GROUP_OF = np.array([PAIR_GROUPS.index(label.pair) for label in VALID_LABELS])
 
 
+def _breakdown(
+    truth_idx: object, pred_idx: object, pred_masks: object | None, group_of: np.ndarray, names: Sequence[str]
+) -> list[dict[str, object]]:
+    """One row per group of the truth labels (``group_of[label index]`` -> position in ``names``)."""
+    t, p, m = _codes(truth_idx, pred_idx, pred_masks)
+    pres, sal = _outcomes(t, m, p)
+    groups = group_of[t]
+    return [
+        _group_row(name, pres[groups == g], sal[groups == g], IS_BLEND[t[groups == g]])
+        for g, name in enumerate(names)
+    ]
+
+
 def breakdown_by_salience(
     truth_idx: object, pred_idx: object, *, pred_masks: object | None = None
 ) -> list[dict[str, object]]:
     """Per salience configuration of the truth (:data:`SALIENCE_GROUPS`): ``n``, ``acc_presence``, ``acc_salience``."""
-    t, p, m = _codes(truth_idx, pred_idx, pred_masks)
-    pres, sal = _outcomes(t, m, p)
-    groups = _SALIENCE_GROUP_OF[t]
-    return [
-        _group_row(name, pres[groups == g], sal[groups == g], IS_BLEND[t[groups == g]])
-        for g, name in enumerate(SALIENCE_GROUPS)
-    ]
+    return _breakdown(truth_idx, pred_idx, pred_masks, _SALIENCE_GROUP_OF, SALIENCE_GROUPS)
 
 
 def breakdown_by_pair(
     truth_idx: object, pred_idx: object, *, pred_masks: object | None = None
 ) -> list[dict[str, object]]:
     """Per true emotion set: the 6 singles and the 10 pairs (``"ang_hap"``), with ``n``, ``acc_presence``, ``acc_salience``."""
-    t, p, m = _codes(truth_idx, pred_idx, pred_masks)
-    pres, sal = _outcomes(t, m, p)
-    groups = _PAIR_GROUP_OF[t]
-    return [
-        _group_row(name, pres[groups == g], sal[groups == g], IS_BLEND[t[groups == g]])
-        for g, name in enumerate(PAIR_GROUPS)
-    ]
+    return _breakdown(truth_idx, pred_idx, pred_masks, _PAIR_GROUP_OF, PAIR_GROUPS)
 
 
 def label_names(indices: Iterable[int]) -> list[str]:
