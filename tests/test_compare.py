@@ -386,3 +386,20 @@ def test_compare_baseline_is_the_benchmarks_own_models(planted_frames, tmp_path)
     row = base[(base.split == "test") & (base.selection == "pooled")].iloc[0]
     assert row.acc_presence == pytest.approx(test_pooled.acc_presence)
     assert row.acc_salience == pytest.approx(test_pooled.acc_salience)
+
+
+@pytest.mark.parametrize(
+    "compare, message",
+    [("nope", "unknown method 'nope'"), ("late-fusion", "need at least two feature sources")],
+)
+def test_benchmark_compare_bad_input_fails_before_training(planted_frames, tmp_path, compare, message):
+    d = planted_frames
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, [
+        "benchmark", "-f", f"s0={d['sources']['s0']}", "--train-metadata", str(d["train_metadata"]),
+        "-m", "linear", "--epochs", "2", "--compare", compare, "-o", str(out), "-q", "--no-report",
+    ])
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0]
+    assert not out.exists()  # checked before any training: no run folder
