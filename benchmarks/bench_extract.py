@@ -13,12 +13,23 @@ installed, so face detection does real work -- and measures
 Model encoders need no weights with ``--random-init`` (full-size architecture, random
 weights) or ``--tiny`` (small random config, for a quick CPU run).
 
+Without a GPU, ``--simulate-gpu`` puts a stand-in model into the real encoder classes: it
+waits the published H100 model time per batch (as the CPU waits for a GPU) and returns
+zero hidden states of the real width; the device-side steps (pixel crop/resize/normalise,
+waveform normalisation) cost a copy of the same bytes, as the copy to a GPU would. It then
+measures whether the rest of the pipeline -- hand-off, pre-processing, batching, the copy
+back, the writer -- keeps up with each ceiling when fed from memory, and how many
+decoding processes would supply 70 % of it. A projection for a GPU machine, not a GPU
+measurement.
+
 Examples::
 
     python benchmarks/bench_extract.py --encoders opensmile,facemesh --clips 6
     python benchmarks/bench_extract.py --encoders wavlm-large:12 --tiny --clips 4
     python benchmarks/bench_extract.py --encoders wavlm-large:12,hubert-large:12,videomae,clip \\
         --random-init --device cuda --clips 64 --batch-size 32
+    python benchmarks/bench_extract.py --encoders wavlm-large:12,hubert-large:12,videomae,clip \\
+        --simulate-gpu --clips 32 --pool process
 """
 
 from __future__ import annotations
@@ -172,6 +183,152 @@ def sync(encoder) -> None:
         torch.cuda.synchronize()
 
 
+# ----------------------------------------------------------------------------- --simulate-gpu
+# The published model-only ceilings on an H100 (random weights, bf16, 5 s clips), per clip.
+H100_CEILING = {"wavlm-large": 700.0, "hubert-large": 1100.0, "videomae": 38.0, "clip": 15.0}
+
+
+class SleepingModel:
+    """Stands in for a model on a GPU: a forward pass waits ``seconds_per_item`` per batch item
+    (as the CPU waits for the GPU, the GIL released) and returns zero hidden states of the
+    real width. Everything else -- decoding, hand-off, pre-processing, batching, the copy
+    back, the writer -- is the real code.
+    """
+
+    def __init__(self, config, seconds_per_item: float):
+        import torch
+
+        self.config = config
+        self.torch = torch
+        self.seconds_per_item = seconds_per_item
+
+    def eval(self):
+        return self
+
+    def to(self, device):
+        return self
+
+    def _get_feat_extract_output_lengths(self, lengths):
+        for k, s in zip(self.config.conv_kernel, self.config.conv_stride):
+            lengths = (lengths - k) // s + 1
+        return lengths
+
+    def __call__(self, input_values=None, pixel_values=None, attention_mask=None, output_hidden_states=False):
+        import types
+
+        torch = self.torch
+        x = input_values if input_values is not None else pixel_values
+        b = x.shape[0]
+        time.sleep(b * self.seconds_per_item)
+        dim = self.config.hidden_size
+        if input_values is not None:
+            t = int(self._get_feat_extract_output_lengths(torch.tensor(x.shape[1])))
+        else:
+            t = 1  # one token: the encoders take the CLS token or the mean over tokens
+        state = torch.zeros(b, t, dim)
+        states = tuple(state for _ in range(self.config.num_hidden_layers + 1))
+        return types.SimpleNamespace(hidden_states=states, pooler_output=torch.zeros(b, dim))
+
+
+CUDA_BATCH = {"audio": 32, "clip": 4, "videomae": 8}  # the encoders' defaults with --device cuda
+
+
+def sleeping_encoder(spec_text: str, *, batch_size: int | None):
+    """The real encoder class for ``spec_text`` around a :class:`SleepingModel` at the H100 ceiling."""
+    import transformers as tf
+
+    from blemore.encoders import get_encoder, parse_spec
+
+    name = parse_spec(spec_text).name
+    config_cls, _, kwargs = FULL[name]
+    config = getattr(tf, config_cls)(**kwargs)
+    ceiling = H100_CEILING[name]
+    if name == "clip":
+        per_item = 1.0 / (ceiling * 150)  # 150 frames per 5 s clip at 30 fps
+    elif name == "videomae":
+        per_item = 1.0 / (ceiling * 9)  # nine 16-frame windows per clip
+    else:
+        per_item = 1.0 / ceiling
+    batch = batch_size or CUDA_BATCH.get(name, CUDA_BATCH["audio"])
+    return get_encoder(spec_text, device="cpu", batch_size=batch, model=SleepingModel(config, per_item))
+
+
+def _pixels_on_a_gpu(frames, size, mean, std, *, out=None, chunk=64):
+    """Stand-in for :func:`blemore.encoders.hf._to_pixels` when the device is a GPU: there the
+    crop, resize and normalisation are GPU work; what the CPU pays is the copy of the uint8
+    frames to the device, modelled here by a copy of the same bytes."""
+    frames.clone()
+    return out
+
+
+def _normalised_on_a_gpu(values, mask, sizes):
+    """Stand-in for :func:`blemore.encoders.hf._zero_mean_unit_variance` on a GPU (GPU work
+    there); the copy of the waveforms to the device is modelled by a copy of the same bytes."""
+    return values.clone()
+
+
+def gpu_stand_ins():
+    """While active, the device-side steps of the model encoders cost what they cost the CPU
+    on a GPU machine: the copy to the device (see :func:`_pixels_on_a_gpu`)."""
+    import contextlib
+    from unittest import mock
+
+    from blemore.encoders import hf
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(mock.patch.object(hf, "_to_pixels", _pixels_on_a_gpu))
+    stack.enter_context(mock.patch.object(hf, "_zero_mean_unit_variance", _normalised_on_a_gpu))
+    return stack
+
+
+def simulate_gpu(paths: list[Path], specs: list[str], args) -> dict:
+    """Feed each encoder, at its H100 ceiling, from clips already decoded in memory.
+
+    Decoding capacity is measured apart (clips/s per decoding process, below); this
+    measures whether the main process -- pre-processing, batching, the copy back, the
+    writer -- keeps up with a GPU at the published ceilings.
+    """
+    from blemore import extraction
+    from blemore.encoders import parse_spec
+    from blemore.features.store import FeatureStore
+
+    out: dict = {}
+    for spec in specs:
+        encoder = sleeping_encoder(spec, batch_size=args.batch_size)
+        name = parse_spec(spec).name
+        t0 = time.perf_counter()
+        decoded = [(p.stem, [encoder], extraction._decode_for(str(p), [encoder])) for p in paths]
+        decode_rate = len(paths) / (time.perf_counter() - t0)
+        ceiling = H100_CEILING[name]
+        repeats = max(1, int(np.ceil(args.simulate_seconds * ceiling / len(decoded))))
+        with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp, gpu_stand_ins():
+            summary = extraction.ExtractionSummary(out=Path(tmp), encoders=[encoder.name])
+            store = FeatureStore(Path(tmp) / encoder.name, settings=extraction.encoder_settings(encoder))
+            sink = extraction._WriterThread({encoder.name: store}, summary)
+            start = time.perf_counter()
+            for r in range(repeats):
+                batch = [(f"{clip}-{r}", encs, d) for clip, encs, d in decoded]
+                for i in range(0, len(batch), encoder.batch_size):
+                    extraction._run_batch(batch[i : i + encoder.batch_size], [encoder], sink, summary)
+            sink.close()
+            store.close()
+            wall = time.perf_counter() - start
+        clips = repeats * len(decoded)
+        rate = clips / wall
+        need = 0.7 * ceiling
+        out[encoder.name] = {"clips_per_s": rate, "ceiling": ceiling, "share": rate / ceiling,
+                             "batch_size": encoder.batch_size, "clips": clips, "wall_s": wall,
+                             "write_s": summary.write_seconds, "wait_write_s": summary.wait_write_seconds,
+                             "decode_clips_per_s_per_process": decode_rate,
+                             "processes_for_70pct": need / decode_rate}
+        print(f"simulated GPU {encoder.name} (batch {encoder.batch_size}, {clips} clips from memory): "
+              f"{rate:.1f} clips/s = {rate / ceiling:.0%} of the H100 ceiling {ceiling:g}; writer busy "
+              f"{summary.write_seconds / wall:.0%} of the time, main thread waited for it "
+              f"{summary.wait_write_seconds:.2f} s")
+        print(f"  decoding its inputs: {decode_rate:.2f} clips/s per process; 70% of the ceiling "
+              f"({need:.1f} clips/s) needs {need / decode_rate:.1f} decoding processes")
+    return out
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--encoders", default="opensmile,facemesh")
@@ -187,6 +344,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true", help="small random configs for model encoders")
     p.add_argument("--repeats", type=int, default=3, help="model-only timed repeats")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--simulate-gpu", action="store_true",
+                   help="model encoders: a stand-in that waits the H100 model time per batch (no GPU needed); "
+                        "measures decoding per process and the main process against the published ceilings")
+    p.add_argument("--simulate-seconds", type=float, default=3.0,
+                   help="--simulate-gpu: about this many seconds of model time per encoder")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     if args.threads:
@@ -206,24 +368,33 @@ def main(argv: list[str] | None = None) -> int:
         paths = make_clips(tmp / "clips", args.clips, seconds=args.seconds, size=(w, h), fps=args.fps)
         print(f"generated {len(paths)} clips of {args.seconds:g} s at {w}x{h} in {time.perf_counter() - t0:.1f} s",
               file=sys.stderr)
-        encoders = build(specs, args)
+        if args.simulate_gpu:
+            encoders = [sleeping_encoder(s, batch_size=args.batch_size) for s in specs]
+        else:
+            encoders = build(specs, args)
         t0 = time.perf_counter()
         for path in paths:
             _decode_for(str(path), encoders)
         decode = len(paths) / (time.perf_counter() - t0)
         results["decode_clips_per_s"] = decode
         print(f"decode only ({', '.join(e.name for e in encoders)} inputs, 1 thread): {decode:.2f} clips/s")
+        if args.simulate_gpu:
+            results["simulated"] = simulate_gpu(paths, specs, args)
         for enc in encoders:
-            if hasattr(enc, "torch"):
+            if hasattr(enc, "torch") and not args.simulate_gpu:
                 rate = model_only(enc, seconds=args.seconds, fps=args.fps, repeats=args.repeats)
                 results.setdefault("model_only_clips_per_s", {})[enc.name] = rate
                 print(f"model only {enc.name} (batch {enc.batch_size}, {args.device}): {rate:.2f} clips/s")
-        summary = extract(tmp / "clips", encoders=encoders, out=tmp / "features", workers=args.workers,
-                          progress=False, pool=args.pool)
+        import contextlib
+
+        with gpu_stand_ins() if args.simulate_gpu else contextlib.nullcontext():
+            summary = extract(tmp / "clips", encoders=encoders, out=tmp / "features", workers=args.workers,
+                              progress=False, pool=args.pool)
         results.update(end_to_end_clips_per_s=summary.clips_per_second, realtime_factor=summary.realtime_factor,
                        failed=summary.failed, wall_s=summary.seconds)
         print(f"end to end: {summary.clips} clips in {summary.seconds:.1f} s = {summary.clips_per_second:.2f} "
               f"clips/s, {summary.realtime_factor:.1f}x real time (failed {summary.failed})")
+        print(f"  {summary.time_breakdown()}")
         from blemore.features.store import read_index
 
         media = summary.media_seconds

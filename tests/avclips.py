@@ -67,3 +67,10 @@ def make_truncated(path, *, seconds: float = 1.0) -> Path:
     data = Path(path).read_bytes()
     Path(path).write_bytes(data[: len(data) // 2])
     return Path(path)
+
+
+def die_in_worker(*args, **kwargs):
+    """Stands in for a decoding function in a worker process: the process dies (as if killed)."""
+    import os
+
+    os._exit(3)

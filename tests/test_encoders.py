@@ -211,7 +211,7 @@ def test_face_crop_finds_the_face_and_feeds_the_video_encoder():
     from blemore.encoders.hf import FaceCropper
 
     enc = get_encoder("clip", model=tiny_clip(), face_crop=True)
-    assert enc.name == "clip-face" and enc.video.short_side == 64 and enc.settings()["face_crop"]
+    assert enc.name == "clip-face" and enc.video.short_side == 64 and not enc.video.square and enc.settings()["face_crop"]
     frames = read_video(CARPHONE, fps=10, short_side=enc.video.short_side).frames
     top, left, side = FaceCropper().box(frames)
     h, w = frames.shape[1:3]
@@ -224,3 +224,38 @@ def test_face_crop_finds_the_face_and_feeds_the_video_encoder():
     assert f.shape == (len(frames), 32)
     (g,) = enc.encode([np.zeros((4, 64, 80, 3), np.uint8)])  # no face: centre crop, still features
     assert g.shape == (4, 32) and np.isfinite(g).all()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(400, 3000), min_size=1, max_size=5), st.floats(1e-3, 1e3), st.floats(-5, 5),
+       st.integers(0, 2**31))
+def test_batched_normalisation_on_the_device_equals_the_per_waveform_one(lengths, scale, offset, seed):
+    from blemore.encoders.hf import _zero_mean_unit_variance
+
+    rng = np.random.default_rng(seed)
+    waves = [(offset + scale * rng.normal(size=n)).astype(np.float32) for n in lengths]
+    width = max(lengths)
+    batch = np.zeros((len(waves), width), np.float32)
+    for i, x in enumerate(waves):
+        batch[i, : len(x)] = x
+    sizes = torch.tensor(lengths)
+    mask = torch.arange(width)[None, :] < sizes[:, None]
+    got = _zero_mean_unit_variance(torch.from_numpy(batch), mask, sizes).numpy()
+    assert got.dtype == np.float32
+    for i, x in enumerate(waves):
+        x64 = x.astype(np.float64)  # Hugging Face's zero_mean_unit_var_norm, without float32 cancellation
+        ref = (x64 - x64.mean()) / np.sqrt(x64.var() + 1e-7)
+        np.testing.assert_allclose(got[i, : len(x)], ref, rtol=1e-5, atol=1e-5)
+        assert not got[i, len(x) :].any()  # padding stays zero
+
+
+def test_video_encoders_get_the_centre_square_from_the_decoder_with_the_same_features():
+    from blemore.media import centre_square
+
+    enc = get_encoder("clip", model=tiny_clip())
+    assert enc.video.square and enc.settings()["video_square"]
+    frames = np.random.default_rng(1).integers(0, 255, (4, 32, 56, 3), dtype=np.uint8)
+    square = np.stack([centre_square(f) for f in frames])
+    np.testing.assert_array_equal(enc.encode([square])[0], enc.encode([frames])[0])
+    mae = get_encoder("videomae:2", model=tiny_videomae())
+    assert mae.video == enc.video  # one decode serves both

@@ -133,15 +133,15 @@ _ENCODER_CACHE: dict[Any, list[Any]] = {}
 
 
 def _encoders_in_worker(encoders: Sequence[Any], device: str, batch_size: int | None,
-                        face_crop: bool = False) -> list[Any]:
+                        face_crop: bool = False, precision: str = "auto") -> list[Any]:
     """Built encoders, kept per worker process (a model is loaded once per worker, not per task)."""
     from blemore.extraction import _build_encoders
 
-    options: dict[str, Any] = {"device": device, "batch_size": batch_size}
+    options: dict[str, Any] = {"device": device, "batch_size": batch_size, "precision": precision}
     if face_crop:
         options["face_crop"] = True
     if all(isinstance(e, str) for e in encoders):
-        key = (tuple(encoders), device, batch_size, face_crop)
+        key = (tuple(encoders), device, batch_size, face_crop, precision)
         if key not in _ENCODER_CACHE:
             _ENCODER_CACHE[key] = _build_encoders(list(encoders), **options)
         return _ENCODER_CACHE[key]
@@ -149,18 +149,18 @@ def _encoders_in_worker(encoders: Sequence[Any], device: str, batch_size: int | 
 
 
 def _describe(encoders: Sequence[Any], device: str, batch_size: int | None,
-              face_crop: bool = False) -> list[tuple[str, dict, int]]:
+              face_crop: bool = False, precision: str = "auto") -> list[tuple[str, dict, int]]:
     """(name, settings.json content, batch size) of each encoder, as a worker builds them."""
     from blemore.extraction import encoder_settings
 
-    built = _encoders_in_worker(encoders, device, batch_size, face_crop)
+    built = _encoders_in_worker(encoders, device, batch_size, face_crop, precision)
     return [(e.name, encoder_settings(e), int(e.batch_size)) for e in built]
 
 
 class _ShardStore:
     """What a worker has instead of a FeatureStore: writes ``.npy`` files atomically, collects index rows.
 
-    Duck-types the two methods :func:`blemore.extraction._run_batch` calls (``write``, ``fail``);
+    Duck-types the two store methods :class:`blemore.extraction._Sink` calls (``write``, ``fail``);
     the index itself is written by the driver only.
     """
 
@@ -204,12 +204,12 @@ def _adopted_row(encoder: Any, path: Path, clip: str) -> dict[str, Any] | None:
 
 
 def _extract_chunk(encoders: Sequence[Any], chunk: list[tuple[str, str, list[str]]], out: str, device: str,
-                   batch_size: int | None, face_crop: bool = False) -> dict[str, Any]:
+                   batch_size: int | None, face_crop: bool = False, precision: str = "auto") -> dict[str, Any]:
     """One Ray task: decode and encode a few clips, write their ``.npy``; returns the index rows."""
-    from blemore.extraction import ExtractionSummary, _decode_for, _run_batch
+    from blemore.extraction import ExtractionSummary, _decode_for, _run_batch, _Sink
 
     started = time.perf_counter()
-    built = _encoders_in_worker(encoders, device, batch_size, face_crop)
+    built = _encoders_in_worker(encoders, device, batch_size, face_crop, precision)
     by_name = {e.name: e for e in built}
     root = Path(out)
     stores = {e.name: _ShardStore(root / e.name, e.name) for e in built}
@@ -237,7 +237,7 @@ def _extract_chunk(encoders: Sequence[Any], chunk: list[tuple[str, str, list[str
         decoded = [_decode_for(path, todo) for _, path, todo in to_decode]
     pending = [(clip, todo, d) for (clip, _, todo), d in zip(to_decode, decoded)]
     if pending:
-        _run_batch(pending, built, stores, summary)
+        _run_batch(pending, built, _Sink(stores, summary), summary)
     for store in stores.values():
         rows += store.rows
     return {
@@ -292,6 +292,7 @@ def extract_on_ray(
     overwrite: bool = False,
     limit: int | None = None,
     face_crop: bool = False,
+    precision: str = "auto",
     address: str | None = None,
     chunk_size: int | None = None,
     max_retries: int = 3,
@@ -301,7 +302,7 @@ def extract_on_ray(
 
     Parameters
     ----------
-    clips, encoders, out, metadata, device, batch_size, progress, overwrite, limit, face_crop :
+    clips, encoders, out, metadata, device, batch_size, progress, overwrite, limit, face_crop, precision :
         as for :func:`blemore.extraction.extract` (``encoders`` may also be built
         :class:`~blemore.encoders.Encoder` objects; they are pickled to the workers).
     address : the Ray cluster (see :func:`ray_session`); None: Ray's default.
@@ -331,6 +332,9 @@ def extract_on_ray(
     for e in encoders:
         if isinstance(e, str):
             check_spec(e)
+    from blemore.encoders.hf import check_precision
+
+    check_precision(precision)
     if out.exists() and not out.is_dir():
         raise BlemoreError(f"{out}: exists and is not a folder (--out is the features root)")
     manifest = discover_clips(clips, metadata=metadata, probe=False)
@@ -344,7 +348,7 @@ def extract_on_ray(
             raise BlemoreError(f"--device {device} with --ray: the Ray cluster has no GPU; use --device cpu")
         describe = ray.remote(max_retries=max_retries)(_describe).options(**slot)
         try:
-            described = ray.get(describe.remote(list(encoders), device, batch_size, face_crop))
+            described = ray.get(describe.remote(list(encoders), device, batch_size, face_crop, precision))
         except ray.exceptions.RayError as exc:
             raise _unwrap(exc) from None
         names = [n for n, _, _ in described]
@@ -375,7 +379,7 @@ def extract_on_ray(
             while queue or in_flight:
                 while queue and len(in_flight) < window:
                     chunk = queue.pop()
-                    in_flight[task.remote(enc_ref, chunk, out_s, device, batch_size, face_crop)] = chunk
+                    in_flight[task.remote(enc_ref, chunk, out_s, device, batch_size, face_crop, precision)] = chunk
                 ready, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in ready:
                     chunk = in_flight.pop(ref)

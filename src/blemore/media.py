@@ -67,10 +67,13 @@ class VideoSpec:
     ``fps``: target rate (frames are picked by timestamp; a rate above the clip's
     keeps every frame); None keeps every frame. ``short_side``: the shorter side
     after scaling, aspect ratio kept, sizes even; None keeps the decoded size.
+    ``square``: keep only the centre square of the scaled frame (what the video models
+    see; cropped in the decoding worker, so fewer bytes travel to the encoder).
     """
 
     fps: float | None = None
     short_side: int | None = None
+    square: bool = False
 
     def __post_init__(self) -> None:
         if self.fps is not None and not self.fps > 0:
@@ -168,6 +171,18 @@ def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     return (short_side, long_side) if width < height else (long_side, short_side)
 
 
+def centre_square(frame: np.ndarray) -> np.ndarray:
+    """The centre square of the shorter side of an (H, W, C) frame (a view).
+
+    >>> centre_square(np.zeros((4, 10, 3))).shape
+    (4, 4, 3)
+    """
+    h, w = frame.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return frame[top : top + side, left : left + side]
+
+
 class _Sampler:
     """Keeps frames at a target rate by timestamp, scaled to the spec's size."""
 
@@ -194,11 +209,17 @@ class _Sampler:
             array = frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
         else:
             array = frame.to_ndarray(format="rgb24")
+        if self.spec.square:
+            array = centre_square(array)
         self.frames.append(array)
         self.times.append(t)
 
     def result(self, native_fps: float | None) -> VideoFrames:
-        frames = np.stack(self.frames) if self.frames else np.zeros((0, self.height, self.width, 3), np.uint8)
+        if self.frames:
+            frames = np.stack(self.frames)
+        else:
+            side = min(self.height, self.width)
+            frames = np.zeros((0, side, side, 3) if self.spec.square else (0, self.height, self.width, 3), np.uint8)
         times = np.asarray(self.times, dtype=np.float64)
         if self.step:
             fps = 1.0 / self.step

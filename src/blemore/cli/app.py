@@ -8,6 +8,7 @@ becomes one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
 import sys
 from typing import Iterator
 
@@ -44,6 +45,11 @@ def user_errors() -> Iterator[None]:
         raise fail(f"{exc.filename}: is a directory, expected a file") from None
     except PermissionError as exc:
         raise fail(f"{exc.filename}: permission denied") from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise fail(f"{where}no space left on the device: free some space, then run the command again") from None
 
 
 def _print_version(value: bool) -> None:

@@ -27,6 +27,9 @@ def extract(
     out: Path = typer.Option(..., "--out", "-o", help="Features root; each encoder writes OUT/<encoder>/."),
     metadata: Optional[Path] = typer.Option(None, "--metadata", help="Official metadata CSV (actor, fold)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (model encoders)."),
+    precision: str = typer.Option(
+        "auto", "--precision", help="Model encoders: auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16."
+    ),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Clips per encoder call."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Decoding workers (0: decode inline)."),
     pool: Optional[str] = typer.Option(
@@ -50,12 +53,13 @@ def extract(
             summary = extract_on_ray(
                 clips, encoders=specs, out=out, metadata=metadata, device=device, batch_size=batch_size,
                 progress=not quiet, overwrite=overwrite, limit=limit, address=ray_address, face_crop=face_crop,
+                precision=precision,
             )
         else:
             summary = run_extract(
                 clips, encoders=specs, out=out, metadata=metadata, device=device, batch_size=batch_size,
                 progress=not quiet, workers=workers, overwrite=overwrite, limit=limit, pool=pool,
-                face_crop=face_crop,
+                face_crop=face_crop, precision=precision,
             )
     _print_summary(summary)
 

@@ -12,7 +12,15 @@ architectures from small random configs and go through this very code).
 Layers: ``hidden_states[0]`` is the input embedding, ``hidden_states[i]`` the output of
 block ``i``; a range ``a-b`` is the mean of ``hidden_states[a..b]``. Blocks after the
 last one needed are not run (a truncated model gives the same states, tested).
-On CUDA the forward pass runs under bf16 autocast; features are stored as float32.
+
+Precision (``precision=``): ``"auto"`` runs the forward pass under bf16 autocast on CUDA
+and in float32 on the CPU; ``"fp32"`` never autocasts; ``"bf16"`` autocasts to bfloat16 on
+any device (the CPU included, which is how the reduced-precision path is tested).
+Features are always stored as float32; ``settings()["precision"]`` records the effective
+one (``"bf16"`` or ``"fp32"``).
+
+Video frames go to the device once per clip as uint8; the centre square is cropped,
+resized (bilinear, antialiased) and normalised there in float32, without rounding.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ __all__ = [
     "HFAudioEncoder",
     "CLIPEncoder",
     "VideoMAEEncoder",
+    "PRECISIONS",
+    "check_precision",
     "load_pretrained",
     "resolve_device",
 ]
@@ -39,6 +49,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_device(device: str):
@@ -53,6 +64,20 @@ def resolve_device(device: str):
     elif device != "cpu":
         raise BlemoreError(f"--device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
     return torch.device(device)
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else :class:`BlemoreError`."""
+    if precision not in PRECISIONS:
+        raise BlemoreError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def _effective_precision(precision: str, device_type: str) -> str:
+    """``"auto"`` -> ``"bf16"`` on CUDA, ``"fp32"`` elsewhere; ``"fp32"`` / ``"bf16"`` as given."""
+    if check_precision(precision) == "auto":
+        return "bf16" if device_type == "cuda" else "fp32"
+    return precision
 
 
 def load_pretrained(model_id: str, *, revision: str | None = None, cls: Any = None):
@@ -108,11 +133,12 @@ def _truncate(model, keep: int) -> None:
 
 class _TorchEncoder(Encoder):
     def _setup(self, model, *, base_name: str, model_id: str, revision: str | None, layers,
-               device: str, batch_size: int, n_layers: int) -> None:
+               device: str, batch_size: int, n_layers: int, precision: str) -> None:
         import torch
 
         self.torch = torch
         self.device = resolve_device(device)
+        self.precision = _effective_precision(precision, self.device.type)
         self.first, self.last = _layer_range(layers, n_layers, base_name)
         self.layer = _layer_name(self.first, self.last)
         self.n_layers = n_layers
@@ -125,10 +151,11 @@ class _TorchEncoder(Encoder):
         self.dim = int(model.config.hidden_size)
 
     def _autocast(self):
+        """bf16 autocast on the encoder's device type when ``precision`` is bf16, else nothing."""
         import contextlib
 
-        if self.device.type == "cuda":
-            return self.torch.autocast("cuda", dtype=self.torch.bfloat16)
+        if self.precision == "bf16":
+            return self.torch.autocast(self.device.type, dtype=self.torch.bfloat16)
         return contextlib.nullcontext()
 
     def _select(self, hidden_states) -> Any:
@@ -139,7 +166,8 @@ class _TorchEncoder(Encoder):
         return self.torch.stack([h.float() for h in chosen]).mean(dim=0)
 
     def settings(self) -> dict:
-        out = {**super().settings(), "n_layers": self.n_layers, "device_type": self.device.type}
+        out = {**super().settings(), "n_layers": self.n_layers, "device_type": self.device.type,
+               "precision": self.precision}
         if self.modality == "video":
             out["face_crop"] = bool(getattr(self, "cropper", None))
         return out
@@ -149,26 +177,30 @@ class _TorchEncoder(Encoder):
         self.cropper = FaceCropper() if face_crop else None
         if face_crop:
             self.name = f"{self.name}-face"
-        # a face crop needs more pixels than the model's input: decode at twice its size
+        # a face crop needs more pixels than the model's input: decode at twice its size; without
+        # one the model sees the centre square, cut by the decoder (fewer bytes to move)
         side = self.image_size * (2 if face_crop else 1)
-        self.video = VideoSpec(fps=fps, short_side=side)
+        self.video = VideoSpec(fps=fps, short_side=side, square=not face_crop)
 
     def _crop(self, frames: np.ndarray) -> np.ndarray:
         return self.cropper(frames) if self.cropper is not None else frames
 
-    def _square(self, frames: np.ndarray) -> np.ndarray:
-        """Centre square of the shorter side, resized to the model's size (uint8, on the CPU)."""
-        n, h, w, _ = frames.shape
-        side = min(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
-        frames = frames[:, top : top + side, left : left + side]
-        if side == self.image_size:
-            return np.ascontiguousarray(frames)
+    def _pixels(self, clips: Sequence[np.ndarray]):
+        """Clips of uint8 frames (T_i, H_i, W_i, 3) -> float32 (sum T_i, 3, S, S) on the device.
+
+        Each clip goes to the device once, as uint8 (clips may differ in frame size); its
+        centre square is resized and normalised there (:func:`_to_pixels`), straight into
+        the batch tensor.
+        """
         torch = self.torch
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-        x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                                            antialias=True, align_corners=False)
-        return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        size = self.image_size
+        out = torch.empty((sum(len(c) for c in clips), 3, size, size), device=self.device)
+        start = 0
+        for frames in clips:
+            x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+            _to_pixels(x, size, self.pixel_mean, self.pixel_std, out=out[start : start + len(frames)])
+            start += len(frames)
+        return out
 
     def close(self) -> None:
         self.model = None
@@ -177,8 +209,9 @@ class _TorchEncoder(Encoder):
 class HFAudioEncoder(_TorchEncoder):
     """WavLM / HuBERT / wav2vec 2.0: hidden states at 50 frames per second.
 
-    Each waveform is normalised to zero mean and unit variance when the model's
-    feature extractor asks for it (``do_normalize``), then the batch is zero-padded;
+    The batch is zero-padded and goes to the device; there each waveform is normalised
+    to zero mean and unit variance when the model's feature extractor asks for it
+    (``do_normalize``), padding left at zero;
     models with layer-norm feature extractors get an attention mask, group-norm ones
     (wav2vec2-base) do not, as Hugging Face prescribes. Output frames beyond a
     clip's own length are cut.
@@ -188,7 +221,7 @@ class HFAudioEncoder(_TorchEncoder):
 
     def __init__(self, *, base_name: str, model_id: str, revision: str | None = None, layers=None,
                  device: str = "cpu", batch_size: int | None = None, model=None,
-                 normalize: bool | None = None):
+                 normalize: bool | None = None, precision: str = "auto"):
         if model is None:
             model = load_pretrained(model_id, revision=revision)
             if normalize is None:
@@ -197,7 +230,7 @@ class HFAudioEncoder(_TorchEncoder):
         n_layers = int(config.num_hidden_layers)
         self._setup(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
                     device=device, batch_size=batch_size or (32 if device.startswith("cuda") else 4),
-                    n_layers=n_layers)
+                    n_layers=n_layers, precision=precision)
         if self.last < n_layers:
             _truncate(self.model, self.last + 1)
         self.normalize = True if normalize is None else bool(normalize)
@@ -209,20 +242,11 @@ class HFAudioEncoder(_TorchEncoder):
 
     def encode(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         torch = self.torch
-        waves = []
-        for x in inputs:
-            x = np.asarray(x, dtype=np.float32)
+        waves = [np.asarray(x, dtype=np.float32) for x in inputs]
+        for x in waves:
             if x.size < 400:
                 raise BlemoreError(f"audio too short for {self.name} ({x.size} samples, need >= 400)")
-            if self.normalize:
-                x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
-            waves.append(x)
         lengths = [len(x) for x in waves]
-        batch = np.zeros((len(waves), max(lengths)), dtype=np.float32)
-        mask = np.zeros(batch.shape, dtype=np.int64)
-        for i, x in enumerate(waves):
-            batch[i, : len(x)] = x
-            mask[i, : len(x)] = 1
         if self.use_mask or len(set(lengths)) == 1:
             groups = [list(range(len(waves)))]
         else:  # group-norm feature extractors see padding: run clips of equal length together
@@ -233,20 +257,43 @@ class HFAudioEncoder(_TorchEncoder):
         frames = self.model._get_feat_extract_output_lengths(torch.tensor(lengths))
         result: list[np.ndarray] = [np.empty(0)] * len(waves)
         for group in groups:
-            values = torch.from_numpy(batch[group, : max(lengths[i] for i in group)]).to(self.device)
+            width = max(lengths[i] for i in group)
+            batch = np.zeros((len(group), width), dtype=np.float32)
+            for row, i in enumerate(group):
+                batch[row, : lengths[i]] = waves[i]
+            values = torch.from_numpy(batch).to(self.device)
+            sizes = torch.tensor([lengths[i] for i in group], device=self.device)
+            mask = torch.arange(width, device=self.device)[None, :] < sizes[:, None]
+            if self.normalize:
+                values = _zero_mean_unit_variance(values, mask, sizes)
             kwargs = {}
             if self.use_mask and len(group) > 1:
-                kwargs["attention_mask"] = torch.from_numpy(mask[group, : values.shape[1]]).to(self.device)
+                kwargs["attention_mask"] = mask.long()
             with torch.inference_mode(), self._autocast(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*mismatched key_padding_mask.*")
                 out = self.model(values, output_hidden_states=True, **kwargs)
-                states = self._select(out.hidden_states).cpu().numpy()
+                states = self._select(out.hidden_states).float().cpu().numpy()
             for row, i in enumerate(group):
                 result[i] = np.ascontiguousarray(states[row, : int(frames[i])], dtype=np.float32)
         return result
 
     def settings(self) -> dict:
         return {**super().settings(), "normalize": self.normalize, "attention_mask": self.use_mask}
+
+
+def _zero_mean_unit_variance(values, mask, sizes):
+    """Each row's first ``sizes[i]`` samples to zero mean and unit variance, padding kept at 0.
+
+    Hugging Face's ``Wav2Vec2FeatureExtractor`` normalisation ((x - mean) / sqrt(var + 1e-7)
+    per waveform, then zero padding), done on the encoder's device for the whole batch;
+    the mean and variance are summed in float64.
+    """
+    wide = values.double()
+    n = sizes.double()
+    mean = wide.sum(dim=1) / n
+    centred = (wide - mean[:, None]) * mask
+    var = centred.square().sum(dim=1) / n
+    return (centred / (var + 1e-7).sqrt()[:, None]).float()
 
 
 def _feature_extractor_normalizes(model_id: str, revision: str | None) -> bool | None:
@@ -259,19 +306,32 @@ def _feature_extractor_normalizes(model_id: str, revision: str | None) -> bool |
         return None
 
 
-def _to_pixels(frames: np.ndarray, size: int, mean, std, torch, device):
-    """uint8 (N, H, W, 3) -> float (N, 3, size, size): centre crop of the shorter side, resize, normalise."""
+def _to_pixels(frames, size: int, mean: Sequence[float], std: Sequence[float], *, out=None,
+               chunk: int = 64):
+    """uint8 tensor (N, H, W, 3) -> float32 (N, 3, size, size) on the same device.
+
+    The centre square of the shorter side, scaled to [0, 1], resized (bilinear,
+    antialiased) and normalised with ``mean`` / ``std``, all in float32 (no rounding).
+    ``chunk`` frames at a time bound the float copy of full-size frames; ``out``, if
+    given, receives the result.
+    """
+    import torch
+
     n, h, w, _ = frames.shape
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    x = torch.from_numpy(np.ascontiguousarray(frames[:, top : top + side, left : left + side])).to(device)
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    if side != size:
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                            align_corners=False)
-    m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=device).view(1, 3, 1, 1)
-    return (x - m) / s
+    square = frames[:, top : top + side, left : left + side].permute(0, 3, 1, 2)
+    if out is None:
+        out = torch.empty((n, 3, size, size), device=frames.device)
+    m = torch.tensor(mean, device=frames.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=frames.device).view(1, 3, 1, 1)
+    for start in range(0, n, chunk):
+        x = square[start : start + chunk].float().div_(255.0)
+        if side != size:
+            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                                align_corners=False)
+        out[start : start + chunk] = (x - m) / s
+    return out
 
 
 class FaceCropper:
@@ -332,10 +392,11 @@ class CLIPEncoder(_TorchEncoder):
     """
 
     modality = "video"
+    pixel_mean, pixel_std = CLIP_MEAN, CLIP_STD
 
     def __init__(self, *, base_name: str, model_id: str, revision: str | None = None, layers=None,
                  device: str = "cpu", batch_size: int | None = None, model=None, fps: float = 30.0,
-                 face_crop: bool = False):
+                 face_crop: bool = False, precision: str = "auto"):
         if model is None:
             from transformers import CLIPVisionModel
 
@@ -344,7 +405,7 @@ class CLIPEncoder(_TorchEncoder):
         self.pooled = layers is None or layers == "last"
         self._setup(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
                     device=device, batch_size=batch_size or (4 if device.startswith("cuda") else 1),
-                    n_layers=int(config.num_hidden_layers))
+                    n_layers=int(config.num_hidden_layers), precision=precision)
         if self.pooled:
             self.layer = "last"
             self.name = f"{base_name}"
@@ -359,22 +420,20 @@ class CLIPEncoder(_TorchEncoder):
 
     def encode(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         torch = self.torch
-        inputs = [self._crop(np.asarray(f)) for f in inputs]
-        counts = [len(f) for f in inputs]
-        frames = np.concatenate([self._square(f) for f in inputs])
+        clips = [self._crop(np.asarray(f)) for f in inputs]
+        counts = [len(f) for f in clips]
+        pixels = self._pixels(clips)
         outs = []
-        for start in range(0, len(frames), self.frames_per_pass):
-            pixels = _to_pixels(frames[start : start + self.frames_per_pass], self.image_size,
-                                CLIP_MEAN, CLIP_STD, torch, self.device)
+        for start in range(0, len(pixels), self.frames_per_pass):
             with torch.inference_mode(), self._autocast():
-                out = self.model(pixel_values=pixels, output_hidden_states=not self.pooled)
+                out = self.model(pixel_values=pixels[start : start + self.frames_per_pass],
+                                 output_hidden_states=not self.pooled)
                 if self.pooled:
-                    vec = out.pooler_output.float()
+                    vec = out.pooler_output
                 else:
                     vec = self._select([h[:, 0] for h in out.hidden_states])
-            outs.append(vec.cpu().numpy())
-        allv = np.concatenate(outs).astype(np.float32)
-        return [np.ascontiguousarray(a) for a in np.split(allv, np.cumsum(counts)[:-1])]
+            outs.append(vec)
+        return _split(outs, counts, self.dim)
 
 
 class VideoMAEEncoder(_TorchEncoder):
@@ -386,10 +445,11 @@ class VideoMAEEncoder(_TorchEncoder):
     """
 
     modality = "video"
+    pixel_mean, pixel_std = IMAGENET_MEAN, IMAGENET_STD
 
     def __init__(self, *, base_name: str, model_id: str, revision: str | None = None, layers=None,
                  device: str = "cpu", batch_size: int | None = None, model=None, fps: float = 30.0,
-                 face_crop: bool = False):
+                 face_crop: bool = False, precision: str = "auto"):
         if model is None:
             from transformers import VideoMAEModel
 
@@ -397,7 +457,7 @@ class VideoMAEEncoder(_TorchEncoder):
         config = model.config
         self._setup(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
                     device=device, batch_size=batch_size or (8 if device.startswith("cuda") else 1),
-                    n_layers=int(config.num_hidden_layers))
+                    n_layers=int(config.num_hidden_layers), precision=precision)
         if self.last < self.n_layers:
             _truncate(self.model, self.last + 1)
         self.window = int(config.num_frames)
@@ -409,28 +469,36 @@ class VideoMAEEncoder(_TorchEncoder):
         return float(input_rate) / self.window
 
     def _windows(self, frames: np.ndarray) -> np.ndarray:
+        """The frames of the clip's whole windows, (n * window, H, W, 3).
+
+        A clip shorter than one window is padded by repeating its last frame; frames after
+        the last whole window are dropped.
+        """
         t = len(frames)
         if t < self.window:
             frames = np.concatenate([frames, np.repeat(frames[-1:], self.window - t, axis=0)])
             t = self.window
-        n = t // self.window
-        return frames[: n * self.window].reshape(n, self.window, *frames.shape[1:])
+        return frames[: t // self.window * self.window]
 
     def encode(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         torch = self.torch
-        windows = [self._windows(self._square(self._crop(np.asarray(f)))) for f in inputs]
-        counts = [len(w) for w in windows]
-        allw = np.concatenate(windows)
+        clips = [self._windows(self._crop(np.asarray(f))) for f in inputs]
+        counts = [len(c) // self.window for c in clips]
+        size = self.image_size
+        windows = self._pixels(clips).view(-1, self.window, 3, size, size)
         outs = []
-        for start in range(0, len(allw), self.windows_per_pass):
-            chunk = allw[start : start + self.windows_per_pass]
-            b = len(chunk)
-            pixels = _to_pixels(chunk.reshape(-1, *chunk.shape[2:]), self.image_size,
-                                IMAGENET_MEAN, IMAGENET_STD, torch, self.device)
-            pixels = pixels.view(b, self.window, 3, self.image_size, self.image_size)
+        for start in range(0, len(windows), self.windows_per_pass):
             with torch.inference_mode(), self._autocast():
-                out = self.model(pixel_values=pixels, output_hidden_states=True)
+                out = self.model(pixel_values=windows[start : start + self.windows_per_pass],
+                                 output_hidden_states=True)
                 vec = self._select(out.hidden_states).mean(dim=1)
-            outs.append(vec.cpu().numpy())
-        allv = np.concatenate(outs).astype(np.float32)
-        return [np.ascontiguousarray(a) for a in np.split(allv, np.cumsum(counts)[:-1])]
+            outs.append(vec)
+        return _split(outs, counts, self.dim)
+
+
+def _split(outs: list, counts: Sequence[int], dim: int) -> list[np.ndarray]:
+    """Tensors of consecutive rows (any float dtype, any device) -> one float32 array per clip."""
+    import torch
+
+    rows = torch.cat(outs).float().cpu().numpy() if outs else np.empty((0, dim), np.float32)
+    return [np.ascontiguousarray(a, dtype=np.float32) for a in np.split(rows, np.cumsum(counts)[:-1])]

@@ -89,14 +89,20 @@ def get_encoder(
     batch_size: int | None = None,
     model: Any = None,
     face_crop: bool = False,
+    precision: str = "auto",
 ) -> Encoder:
     """Build the encoder a spec names (``"opensmile"``, ``"wavlm-large:12"``, ...).
 
     ``model`` injects an already built ``transformers`` model for the model encoders
     (used by tests and benchmarks with random-initialised configs). ``face_crop``: video
     model encoders see a square crop around the detected face (folder name ``...-face``).
+    ``precision``: ``"auto"`` (bf16 autocast on CUDA, float32 on the CPU), ``"fp32"`` or
+    ``"bf16"`` for the model encoders (checked for all; offline encoders ignore it).
     """
+    from blemore.encoders import hf
+
     spec, info = check_spec(text)
+    hf.check_precision(precision)
     if info.family == "opensmile":
         from blemore.encoders.smile import OpenSmileEncoder
 
@@ -107,9 +113,7 @@ def get_encoder(
         return FaceMeshEncoder(batch_size=batch_size or 1)
     model_id = spec.model_id or info.model_id
     common = dict(base_name=_base_name(spec, info), model_id=model_id, revision=spec.revision,
-                  layers=spec.layers, device=device, batch_size=batch_size, model=model)
-    from blemore.encoders import hf
-
+                  layers=spec.layers, device=device, batch_size=batch_size, model=model, precision=precision)
     if info.family == "hf-audio":
         return hf.HFAudioEncoder(**common)
     if info.family == "clip":
