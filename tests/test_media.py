@@ -105,9 +105,11 @@ def test_square_frames_are_the_centre_square_of_the_scaled_frames(tmp_path):
     from blemore.media import VideoSpec, decode_clip
 
     path = make_clip(tmp_path / "wide.mov", seconds=0.5, size=(96, 64))
-    wide, square = VideoSpec(fps=10.0, short_side=32), VideoSpec(fps=10.0, short_side=32, square=True)
+    wide, square = VideoSpec(fps=10.0, short_side=32), VideoSpec(fps=10.0, short_side=32, crop="centre")
     got = decode_clip(path, video=[wide, square])
     full, sq = got.video[wide].frames, got.video[square].frames
     assert full.shape[1:] == (32, 48, 3) and sq.shape[1:] == (32, 32, 3) and len(sq) == len(full) > 0
     np.testing.assert_array_equal(sq, full[:, :, 8:40])
     np.testing.assert_array_equal(got.video[square].times, got.video[wide].times)
+    with pytest.raises(BlemoreError, match="crop='middle': expected None, 'centre' or 'face'"):
+        VideoSpec(crop="middle")

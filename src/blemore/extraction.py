@@ -324,7 +324,8 @@ def extract(
     pool : ``"thread"`` (default on CPU) or ``"process"`` (default on CUDA: decoding in worker
         processes keeps a fast GPU fed; PyAV's per-frame Python work holds the GIL).
     face_crop : video model encoders (CLIP, VideoMAE) see a fixed square crop around the
-        face found by MediaPipe's detector instead of the centre of the frame.
+        face found by MediaPipe's detector instead of the centre of the frame (cut where the
+        clip is decoded: in the decoding workers, beside the GPU).
     precision : model encoders: ``"auto"`` (bf16 autocast on CUDA, float32 on the CPU),
         ``"fp32"`` or ``"bf16"`` (autocast on any device). Features are stored as float32.
 

@@ -67,19 +67,23 @@ class VideoSpec:
     ``fps``: target rate (frames are picked by timestamp; a rate above the clip's
     keeps every frame); None keeps every frame. ``short_side``: the shorter side
     after scaling, aspect ratio kept, sizes even; None keeps the decoded size.
-    ``square``: keep only the centre square of the scaled frame (what the video models
-    see; cropped in the decoding worker, so fewer bytes travel to the encoder).
+    ``crop``: None keeps the whole frame; ``"centre"`` its centre square (what the video
+    models see: cut in the decoding worker, so fewer bytes travel to the encoder);
+    ``"face"`` a square around the face, the same for every frame of the clip
+    (:mod:`blemore.facecrop`, MediaPipe's face detector; centre square without a face).
     """
 
     fps: float | None = None
     short_side: int | None = None
-    square: bool = False
+    crop: str | None = None
 
     def __post_init__(self) -> None:
         if self.fps is not None and not self.fps > 0:
             raise BlemoreError(f"video rate must be positive, got fps={self.fps}")
         if self.short_side is not None and self.short_side < 2:
             raise BlemoreError(f"short_side must be at least 2 pixels, got {self.short_side}")
+        if self.crop not in (None, "centre", "face"):
+            raise BlemoreError(f"crop={self.crop!r}: expected None, 'centre' or 'face'")
 
 
 @dataclass
@@ -209,7 +213,7 @@ class _Sampler:
             array = frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
         else:
             array = frame.to_ndarray(format="rgb24")
-        if self.spec.square:
+        if self.spec.crop == "centre":
             array = centre_square(array)
         self.frames.append(array)
         self.times.append(t)
@@ -217,9 +221,13 @@ class _Sampler:
     def result(self, native_fps: float | None) -> VideoFrames:
         if self.frames:
             frames = np.stack(self.frames)
+            if self.spec.crop == "face":
+                from blemore.facecrop import crop_to_face
+
+                frames = crop_to_face(frames)
         else:
             side = min(self.height, self.width)
-            frames = np.zeros((0, side, side, 3) if self.spec.square else (0, self.height, self.width, 3), np.uint8)
+            frames = np.zeros((0, side, side, 3) if self.spec.crop else (0, self.height, self.width, 3), np.uint8)
         times = np.asarray(self.times, dtype=np.float64)
         if self.step:
             fps = 1.0 / self.step
@@ -351,13 +359,14 @@ def read_audio(path: str | Path, *, sample_rate: int = SAMPLE_RATE) -> np.ndarra
 
 
 def read_video(
-    path: str | Path, *, fps: float | None = None, short_side: int | None = None
+    path: str | Path, *, fps: float | None = None, short_side: int | None = None, crop: str | None = None
 ) -> VideoFrames:
-    """The clip's frames as uint8 RGB (T, H, W, 3) at ``fps`` with the shorter side ``short_side``.
+    """The clip's frames as uint8 RGB (T, H, W, 3) at ``fps`` with the shorter side ``short_side``
+    (``crop``: see :class:`VideoSpec`; an encoder's frames are ``read_video(path, **vars(encoder.video))``).
 
     Raises :class:`BlemoreError` if there is no video stream or no frame decodes.
     """
-    spec = VideoSpec(fps=fps, short_side=short_side)
+    spec = VideoSpec(fps=fps, short_side=short_side, crop=crop)
     clip = decode_clip(path, audio_rate=None, video=[spec])
     if clip.video_error:
         raise BlemoreError(clip.video_error)

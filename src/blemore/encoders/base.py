@@ -140,8 +140,8 @@ class Encoder(ABC):
         if self.video is not None:
             out["video_fps"] = self.video.fps
             out["video_short_side"] = self.video.short_side
-            if self.video.square:
-                out["video_square"] = True
+            if self.video.crop:
+                out["video_crop"] = self.video.crop
         return out
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 
 from blemore.encoders.base import Encoder
 from blemore.errors import BlemoreError
+from blemore.facecrop import FaceCropper  # noqa: F401  (importable from here too)
 from blemore.media import VideoSpec
 
 __all__ = [
@@ -169,21 +170,18 @@ class _TorchEncoder(Encoder):
         out = {**super().settings(), "n_layers": self.n_layers, "device_type": self.device.type,
                "precision": self.precision}
         if self.modality == "video":
-            out["face_crop"] = bool(getattr(self, "cropper", None))
+            out["face_crop"] = self.video is not None and self.video.crop == "face"
         return out
 
     # video encoders: optional face crop, then a square of the model's image size
     def _face_setup(self, face_crop: bool, fps: float) -> None:
-        self.cropper = FaceCropper() if face_crop else None
+        """The frames this encoder asks the decoder for: the centre square at the model's size,
+        or, with ``face_crop``, a square around the face (found by MediaPipe's detector in
+        the decoding worker, :mod:`blemore.facecrop`) from frames decoded at twice that size."""
         if face_crop:
             self.name = f"{self.name}-face"
-        # a face crop needs more pixels than the model's input: decode at twice its size; without
-        # one the model sees the centre square, cut by the decoder (fewer bytes to move)
         side = self.image_size * (2 if face_crop else 1)
-        self.video = VideoSpec(fps=fps, short_side=side, square=not face_crop)
-
-    def _crop(self, frames: np.ndarray) -> np.ndarray:
-        return self.cropper(frames) if self.cropper is not None else frames
+        self.video = VideoSpec(fps=fps, short_side=side, crop="face" if face_crop else "centre")
 
     def _pixels(self, clips: Sequence[np.ndarray]):
         """Clips of uint8 frames (T_i, H_i, W_i, 3) -> float32 (sum T_i, 3, S, S) on the device.
@@ -334,55 +332,6 @@ def _to_pixels(frames, size: int, mean: Sequence[float], std: Sequence[float], *
     return out
 
 
-class FaceCropper:
-    """A fixed square crop around the face, found by MediaPipe's face detector.
-
-    The detector runs on up to ``probes`` frames spread over the clip; the crop is the
-    median face box, enlarged by ``margin`` and made square, kept for the whole clip
-    (no jitter between frames). Without a face anywhere the clip is centre-cropped.
-    """
-
-    def __init__(self, *, margin: float = 1.6, probes: int = 8, min_confidence: float = 0.5):
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        import mediapipe as mp
-
-        self._mp = mp
-        self.margin = margin
-        self.probes = probes
-        self.min_confidence = min_confidence
-
-    def box(self, frames: np.ndarray) -> tuple[int, int, int] | None:
-        """(top, left, side) of the crop in pixels, or None without a face."""
-        from blemore.encoders.facemesh import _quiet_native_stderr
-
-        t, h, w = frames.shape[:3]
-        picks = np.unique(np.linspace(0, t - 1, min(self.probes, t)).round().astype(int))
-        boxes = []
-        with _quiet_native_stderr(), self._mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=self.min_confidence
-        ) as detector:
-            for i in picks:
-                result = detector.process(np.ascontiguousarray(frames[i]))
-                if result.detections:
-                    b = result.detections[0].location_data.relative_bounding_box
-                    boxes.append((b.xmin * w, b.ymin * h, b.width * w, b.height * h))
-        if not boxes:
-            return None
-        x, y, bw, bh = np.median(np.array(boxes), axis=0)
-        side = int(min(min(h, w), max(8.0, self.margin * max(bw, bh))))
-        cx, cy = x + bw / 2, y + bh / 2
-        left = int(np.clip(round(cx - side / 2), 0, w - side))
-        top = int(np.clip(round(cy - side / 2), 0, h - side))
-        return top, left, side
-
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        box = self.box(frames)
-        if box is None:
-            return frames
-        top, left, side = box
-        return frames[:, top : top + side, left : left + side]
-
-
 class CLIPEncoder(_TorchEncoder):
     """CLIP ViT image tower, one vector per frame (CLS token).
 
@@ -420,7 +369,7 @@ class CLIPEncoder(_TorchEncoder):
 
     def encode(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         torch = self.torch
-        clips = [self._crop(np.asarray(f)) for f in inputs]
+        clips = [np.asarray(f) for f in inputs]
         counts = [len(f) for f in clips]
         pixels = self._pixels(clips)
         outs = []
@@ -482,7 +431,7 @@ class VideoMAEEncoder(_TorchEncoder):
 
     def encode(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         torch = self.torch
-        clips = [self._windows(self._crop(np.asarray(f))) for f in inputs]
+        clips = [self._windows(np.asarray(f)) for f in inputs]
         counts = [len(c) // self.window for c in clips]
         size = self.image_size
         windows = self._pixels(clips).view(-1, self.window, 3, size, size)

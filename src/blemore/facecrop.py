@@ -1,0 +1,78 @@
+"""A fixed square crop around the face, for the video models (``--face-crop``).
+
+Runs where the clip is decoded (in the decoding worker with ``--pool process``), so the
+face detector's work happens beside the GPU, not in front of it: the detector costs about
+36 ms per 5 s clip on one core of the 2-core VM, half of what CLIP takes per clip on an
+H100. :func:`blemore.media.decode_clip` calls :func:`crop_to_face` for a
+``VideoSpec(crop="face")``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["FaceCropper", "crop_to_face"]
+
+_CROPPER: "FaceCropper | None" = None
+
+
+def crop_to_face(frames: np.ndarray) -> np.ndarray:
+    """``frames`` cut to the face square with this process's :class:`FaceCropper`."""
+    global _CROPPER
+    if _CROPPER is None:
+        _CROPPER = FaceCropper()
+    return _CROPPER(frames)
+
+
+class FaceCropper:
+    """A fixed square crop around the face, found by MediaPipe's face detector.
+
+    The detector runs on up to ``probes`` frames spread over the clip; the crop is the
+    median face box, enlarged by ``margin`` and made square, kept for the whole clip
+    (no jitter between frames). Without a face anywhere the clip is centre-cropped.
+    """
+
+    def __init__(self, *, margin: float = 1.6, probes: int = 8, min_confidence: float = 0.5):
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        import mediapipe as mp
+
+        self._mp = mp
+        self.margin = margin
+        self.probes = probes
+        self.min_confidence = min_confidence
+
+    def box(self, frames: np.ndarray) -> tuple[int, int, int] | None:
+        """(top, left, side) of the crop in pixels, or None without a face."""
+        from blemore.encoders.facemesh import _quiet_native_stderr
+
+        t, h, w = frames.shape[:3]
+        picks = np.unique(np.linspace(0, t - 1, min(self.probes, t)).round().astype(int))
+        boxes = []
+        with _quiet_native_stderr(), self._mp.solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=self.min_confidence
+        ) as detector:
+            for i in picks:
+                result = detector.process(np.ascontiguousarray(frames[i]))
+                if result.detections:
+                    b = result.detections[0].location_data.relative_bounding_box
+                    boxes.append((b.xmin * w, b.ymin * h, b.width * w, b.height * h))
+        if not boxes:
+            return None
+        x, y, bw, bh = np.median(np.array(boxes), axis=0)
+        side = int(min(min(h, w), max(8.0, self.margin * max(bw, bh))))
+        cx, cy = x + bw / 2, y + bh / 2
+        left = int(np.clip(round(cx - side / 2), 0, w - side))
+        top = int(np.clip(round(cy - side / 2), 0, h - side))
+        return top, left, side
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """``frames`` (T, H, W, 3) cut to the face square, or to the centre square without a face."""
+        box = self.box(frames) if len(frames) else None
+        if box is None:
+            h, w = frames.shape[1:3]
+            side = min(h, w)
+            box = ((h - side) // 2, (w - side) // 2, side)
+        top, left, side = box
+        return np.ascontiguousarray(frames[:, top : top + side, left : left + side])
