@@ -198,3 +198,29 @@ def test_the_face_crop_happens_in_the_decoding_worker(tmp_path, shm):
     side = FaceCropper().box(frames)[2]
     assert side < min(frames.shape[1:3])  # a face square, smaller than the frame
     assert (a[:, 0] == side).all() and (a[:, 1] == side).all()
+
+
+@pytest.mark.parametrize("args", [["--encoders", "facemesh"], ["--encoders", "clip", "--face-crop"]])
+def test_without_mediapipe_the_face_encoders_say_how_to_install_it(clips, tmp_path, monkeypatch, args):
+    import sys
+
+    from blemore.encoders import hf
+
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # import mediapipe -> ImportError
+    monkeypatch.setattr(hf, "load_pretrained", lambda *a, **k: pytest.fail("checked before loading a model"))
+    result = CliRunner().invoke(app, ["extract", str(clips), "--out", str(tmp_path / "f"), "--quiet", *args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "needs MediaPipe: pip install 'blemore[face]'" in lines[0]
+    assert not (tmp_path / "f").exists()
+
+
+def test_without_opencv_generate_says_how_to_install_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cv2" else real(name, *a))
+    result = CliRunner().invoke(app, ["generate", str(tmp_path / "d"), "--actors", "6"])
+    assert result.exit_code == 2, result.output
+    assert "needs OpenCV (cv2)" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "d" / "train").exists()  # checked before anything is written

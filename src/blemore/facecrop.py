@@ -13,9 +13,25 @@ import os
 
 import numpy as np
 
-__all__ = ["FaceCropper", "crop_to_face"]
+__all__ = ["FaceCropper", "crop_to_face", "import_mediapipe"]
 
 _CROPPER: "FaceCropper | None" = None
+
+
+def import_mediapipe(what: str):
+    """``mediapipe``, or a :class:`~blemore.errors.BlemoreError` saying how to install it."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import mediapipe
+    except ImportError:
+        from blemore.errors import BlemoreError
+
+        raise BlemoreError(
+            f"{what} needs MediaPipe: pip install 'blemore[face]' (mediapipe==0.10.21, the last wheel that "
+            f"ships the face models; it needs numpy<2 and Python <= 3.12)"
+        ) from None
+    return mediapipe
 
 
 def crop_to_face(frames: np.ndarray) -> np.ndarray:
@@ -35,10 +51,7 @@ class FaceCropper:
     """
 
     def __init__(self, *, margin: float = 1.6, probes: int = 8, min_confidence: float = 0.5):
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        import mediapipe as mp
-
-        self._mp = mp
+        self._mp = import_mediapipe("--face-crop")
         self.margin = margin
         self.probes = probes
         self.min_confidence = min_confidence

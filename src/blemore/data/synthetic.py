@@ -753,6 +753,17 @@ def _write_csv(df: "Any", path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _require_opencv() -> None:
+    """The face renderer warps with OpenCV; say how to get it if it is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("cv2") is None:
+        raise BlemoreError(
+            "generating the synthetic dataset needs OpenCV (cv2): pip install 'blemore[face]' (MediaPipe brings "
+            "opencv-contrib-python), or pip install opencv-python-headless"
+        )
+
+
 def generate_dataset(
     out: Path | str,
     *,
@@ -786,9 +797,12 @@ def generate_dataset(
         raise BlemoreError(f"{root}: exists and is not a folder; choose another output folder")
     state = _read_state(root)
     wanted = asdict(params)
-    if state is not None and state.get("parameters") == wanted:
-        if state.get("complete") and _files_present(root, state):
-            return GeneratedDataset(root, params, True, time.perf_counter() - started)
+    same = state is not None and state.get("parameters") == wanted
+    if same and state.get("complete") and _files_present(root, state):
+        return GeneratedDataset(root, params, True, time.perf_counter() - started)
+    _require_opencv()
+    if same:
+        pass  # an interrupted run with these parameters: finish it
     elif state is not None:
         # Our own dataset with other parameters: start again.
         for sub in ("train", "test"):

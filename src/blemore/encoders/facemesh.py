@@ -142,10 +142,9 @@ class FaceMeshEncoder(Encoder):
 
     def __init__(self, *, name: str = "facemesh", fps: float = 15.0, short_side: int = 240,
                  min_detection_confidence: float = 0.5, batch_size: int = 1):
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import mediapipe as mp
+        from blemore.facecrop import import_mediapipe
 
+        mp = import_mediapipe("the facemesh encoder")
         self._mp = mp
         self.name = name
         self.video = VideoSpec(fps=fps, short_side=short_side)

@@ -179,6 +179,9 @@ class _TorchEncoder(Encoder):
         or, with ``face_crop``, a square around the face (found by MediaPipe's detector in
         the decoding worker, :mod:`blemore.facecrop`) from frames decoded at twice that size."""
         if face_crop:
+            from blemore.facecrop import import_mediapipe
+
+            import_mediapipe("--face-crop")  # checked here: the crop itself runs in the decoding workers
             self.name = f"{self.name}-face"
         side = self.image_size * (2 if face_crop else 1)
         self.video = VideoSpec(fps=fps, short_side=side, crop="face" if face_crop else "centre")

@@ -82,6 +82,20 @@ def check_spec(text: str | EncoderSpec) -> tuple[EncoderSpec, EncoderInfo]:
     return spec, info
 
 
+def check_requirements(text: str, *, face_crop: bool = False) -> None:
+    """Raise :class:`BlemoreError` with the install command if the encoder's packages are missing
+    (checked before any model is loaded)."""
+    _, info = check_spec(text)
+    if info.family == "facemesh":
+        from blemore.facecrop import import_mediapipe
+
+        import_mediapipe("the facemesh encoder")
+    elif face_crop and info.family in ("clip", "videomae"):
+        from blemore.facecrop import import_mediapipe
+
+        import_mediapipe("--face-crop")
+
+
 def get_encoder(
     text: str | EncoderSpec,
     *,
@@ -103,6 +117,7 @@ def get_encoder(
 
     spec, info = check_spec(text)
     hf.check_precision(precision)
+    check_requirements(text, face_crop=face_crop)
     if info.family == "opensmile":
         from blemore.encoders.smile import OpenSmileEncoder
 
