@@ -403,3 +403,126 @@ def test_benchmark_compare_bad_input_fails_before_training(planted_frames, tmp_p
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0]
     assert not out.exists()  # checked before any training: no run folder
+
+
+# ----------------------------------------------------------------------------- windows representation
+
+
+def test_window_members_map_clips_to_their_windows():
+    from blemore.compare import _clip_means, _window_members
+    from blemore.models.trainer import Member
+
+    row_clip = np.array([0, 0, 1, 2, 2, 2, 3, 4, 4])
+    m = Member(train=np.array([0, 2, 4]), eval=np.array([3, 1]), seed=7)
+    (w,) = _window_members([m], row_clip, 5)
+    assert w.seed == 7
+    assert w.train.tolist() == [0, 1, 3, 4, 5, 7, 8]  # every window of clips 0, 2, 4
+    assert w.eval.tolist() == [2, 6] and w.eval_groups.tolist() == [1, 0]  # clip 3 first, as in m.eval
+    # stats (one row per clip): the members themselves
+    assert _window_members([m], np.arange(5), 5)[0] is m
+    out = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
+    means = _clip_means(out, np.array([1, 0, 1, 1, 0]))
+    np.testing.assert_allclose(means[:, 0], out[:, [1, 4]].mean(axis=1))
+    np.testing.assert_allclose(means[:, 1], out[:, [0, 2, 3]].mean(axis=1))
+    assert _clip_means(out, None) is out
+
+
+def test_run_compare_all_methods_on_windows(planted_frames, tmp_path):
+    d = planted_frames
+    out = tmp_path / "run"
+    cfg = CompareConfig(
+        features=d["sources"], train_metadata=d["train_metadata"], test_metadata=d["test_metadata"],
+        representation="windows", window=8, epochs=4, lr=1e-2, methods=["all"], out=out, progress=False,
+        n_boot=50, n_perm=50, attention_epochs=1, max_frames=8,
+    )
+    assert run_compare(cfg) == out
+    df = pd.read_csv(out / "compare.csv")
+    assert set(df.method) == {"baseline", "structured", "head36", "salience-reg", "actor-norm", "late-fusion",
+                              "attention-fusion", "actor-inclusive"}
+    scores = df[["acc_presence", "acc_salience", "score"]].to_numpy()
+    assert np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all()
+    assert set(df.n_clips) == {36 * 10, 36 * 3}  # clips, not windows, are scored
+    preds = pd.read_csv(out / "compare_predictions.csv", keep_default_na=False)
+    assert len(preds) == 13 * 36
+    cols = [c for c in preds.columns if c.count("|") == 3]
+    val = preds[preds.split == "val"]
+    assert (val[[c for c in cols if c.endswith("|paper")]] != "").all().all()
+    info = __import__("json").loads((out / "compare.json").read_text())
+    assert info["config"]["representation"] == "windows" and info["config"]["window"] == 8
+
+
+def test_actor_norm_on_windows_standardises_each_actors_windows(monkeypatch, planted_frames, tmp_path):
+    import blemore.compare as cmp
+    from blemore.features.loading import load_feature_set
+
+    seen = {}
+    real = cmp.actor_standardise
+
+    def spy(X, actors):
+        seen["X"], seen["actors"] = X, list(actors)
+        return real(X, actors)
+
+    monkeypatch.setattr(cmp, "actor_standardise", spy)
+    d = planted_frames
+    cfg = CompareConfig(
+        features={"s0": d["sources"]["s0"]}, train_metadata=d["train_metadata"], representation="windows",
+        window=8, epochs=2, lr=1e-2, methods=["actor-norm"], nested=False, out=tmp_path / "run", progress=False,
+        n_boot=10, n_perm=10,
+    )
+    run_compare(cfg)
+    train = pd.read_csv(d["train_metadata"])
+    rows = load_feature_set("s0", {"s0": d["sources"]["s0"]}, train.filename.tolist(), representation="windows",
+                            window=8)
+    assert seen["X"].shape == rows.X.shape and len(rows.X) > len(train)  # window rows, not clips
+    actors = train.filename.str.split("_").str[0].to_numpy()[rows.row_clip]
+    assert seen["actors"] == actors.tolist()
+
+
+def test_compare_baseline_on_windows_is_the_benchmarks_windows_models(planted_frames, tmp_path):
+    """`benchmark --compare` with windows: the baseline rows are the benchmark's windows-representation models."""
+    from dataclasses import replace
+
+    from blemore.protocol import BenchmarkConfig, run_benchmark
+
+    d = planted_frames
+    bc = BenchmarkConfig(
+        features=d["sources"], train_metadata=d["train_metadata"], test_metadata=d["test_metadata"],
+        sets=["s0"], models=["linear"], representation="windows", window=8, epochs=5, lr=1e-2,
+        out=tmp_path / "run", progress=False,
+    )
+    run = run_benchmark(bc)
+    run_compare(CompareConfig.from_benchmark(replace(bc, out=run), methods="baseline", n_boot=20, n_perm=20))
+    res = pd.read_csv(run / "results.csv", dtype={"fold": str})
+    base = pd.read_csv(run / "compare.csv")
+    base = base[(base.method == "baseline") & (base.feature_set == "s0")].set_index(["split", "selection"])
+    for fold, key in (("pooled", ("val", "pooled")), ("test-pooled", ("test", "pooled")), ("test", ("test", "paper"))):
+        ref = res[(res.method == "baseline") & (res.fold == fold)].iloc[0]
+        row = base.loc[key]
+        assert row.acc_presence == pytest.approx(ref.acc_presence), fold
+        assert row.acc_salience == pytest.approx(ref.acc_salience), fold
+        assert row.epoch == ref.epoch, fold
+    # clip by clip: the paper rule's validation predictions and the pooled test predictions are the benchmark's
+    preds = pd.read_csv(run / "compare_predictions.csv", keep_default_na=False).set_index("filename")
+    val = pd.read_csv(run / "predictions" / "s0__linear__val.csv", keep_default_na=False).set_index("filename")
+    assert (preds.loc[val.index, "baseline|s0|linear|paper"] == val.pred_label).all()
+    test = pd.read_csv(run / "predictions" / "s0__linear__test.csv", keep_default_na=False).set_index("filename")
+    assert (preds.loc[test.index, "baseline|s0|linear|pooled"] == test.pred_label).all()
+
+
+def test_cli_compare_windows(planted_frames, tmp_path):
+    d = planted_frames
+    base = ["compare", "--train-metadata", str(d["train_metadata"]), "--epochs", "2", "--lr", "0.01", "--no-nested",
+            "--n-boot", "20", "--n-perm", "20", "-q", "-f", f"s0={d['sources']['s0']}"]
+    res = CliRunner().invoke(app, [*base, "--representation", "windows", "--window", "8", "--methods", "salience-reg",
+                                   "-o", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert "| salience-reg |" in res.output
+    cfg = __import__("json").loads((tmp_path / "r" / "compare.json").read_text())["config"]
+    assert (cfg["representation"], cfg["window"]) == ("windows", 8)
+    for extra, message in ((["--representation", "frames"], "unknown representation 'frames'"),
+                           (["--representation", "windows", "--window", "0"], "window must be >= 1")):
+        out = tmp_path / "bad"
+        res = CliRunner().invoke(app, [*base, *extra, "-o", str(out)])
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1 and message in lines[0], res.output
+        assert not out.exists()

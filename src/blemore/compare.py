@@ -28,6 +28,15 @@ method                 what changes against ``baseline``
                        actor on both sides): how much identity leaks into validation
 =====================  =====================================================================
 
+Representations: as in the benchmark, ``stats`` (one row per clip) or ``windows`` (one row per
+``window``-frame window mean). With windows every head trains on the windows of its training
+clips, and a clip's prediction comes from its windows as the benchmark makes it (the windows'
+logits averaged before the softmax, :class:`blemore.models.trainer.Member` ``eval_groups``);
+``salience-reg`` averages its logits per clip the same way; ``actor-norm`` standardises each
+actor's window rows by the mean / std of that actor's window rows; ``late-fusion`` combines the
+per-source clip probabilities; ``attention-fusion`` reads the frames itself and is the same under
+either representation.
+
 Selection rules (column ``selection`` of ``compare.csv``); everything that is tuned
 (epoch, thresholds, fusion weights) is tuned the same way for every method:
 
@@ -245,6 +254,46 @@ def clip_folds(n: int, *, n_folds: int = 5, seed: int = 0) -> np.ndarray:
     folds = np.empty(n, dtype=np.int64)
     folds[perm] = np.arange(n) % n_folds
     return folds
+
+
+def _window_members(members: Sequence["Member"], row_clip: np.ndarray, n_clips: int) -> list["Member"]:
+    """Members over clips -> the same members over feature rows (windows), as :mod:`blemore.protocol` builds them.
+
+    A member trains on every window of its training clips and is evaluated on every window of
+    its evaluation clips; ``eval_groups`` numbers each evaluation window by its clip's place in
+    the member's evaluation clips, so :func:`~blemore.models.trainer.train_members` averages a
+    clip's window logits before the softmax and returns one row per clip in that order (the
+    benchmark's rule). With one row per clip (stats) the members are returned unchanged.
+    """
+    from blemore.models.trainer import Member
+
+    row_clip = np.asarray(row_clip, dtype=np.int64)
+    if len(row_clip) == n_clips and np.array_equal(row_clip, np.arange(n_clips)):
+        return list(members)
+    out = []
+    for m in members:
+        on = np.zeros(n_clips, dtype=bool)
+        on[m.train] = True
+        pos = np.full(n_clips, -1, dtype=np.int64)
+        pos[m.eval] = np.arange(len(m.eval))
+        ev = np.flatnonzero(pos[row_clip] >= 0)
+        out.append(Member(train=np.flatnonzero(on[row_clip]), eval=ev, seed=m.seed, eval_groups=pos[row_clip[ev]]))
+    return out
+
+
+def _clip_means(outputs: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """``(E, R, K)`` raw outputs (logits) of evaluation rows -> ``(E, C, K)``: the mean over each clip's rows.
+
+    For heads trained by :func:`blemore.models.multitask.train_generic`, which returns one output per
+    row: the same rule as the benchmark's (logits of a clip's windows averaged before the nonlinearity).
+    """
+    if groups is None:
+        return outputs
+    g = np.asarray(groups, dtype=np.int64)
+    n = int(g.max()) + 1 if g.size else 0
+    sums = np.zeros((outputs.shape[0], n, outputs.shape[2]), dtype=np.float64)
+    np.add.at(sums, (slice(None), g), outputs)
+    return (sums / np.maximum(np.bincount(g, minlength=n), 1)[None, :, None]).astype(outputs.dtype)
 
 
 @dataclass(frozen=True)
@@ -670,8 +719,6 @@ def _resolve(config: CompareConfig):
     # The benchmark's own checks of metadata, folds, test overlap, training settings, sets and models.
     inputs = resolve_inputs(config)
     train, test, sets, models = inputs.train, inputs.test, inputs.sets, inputs.models
-    if config.representation != "stats":
-        raise BlemoreError("compare uses the 'stats' representation only (attention-fusion reads the frames itself)")
     if config.n_boot < 0 or config.n_perm < 0:
         raise BlemoreError(f"n_boot and n_perm must be >= 0, got {config.n_boot} and {config.n_perm}")
     methods = parse_methods(config.methods)
@@ -761,7 +808,10 @@ def run_compare(
             if s not in need_sets:
                 need_sets.append(s)
     cache: dict = {}
-    feats = {s: load_feature_set(s, config.features, clips, cache=cache, progress=config.progress).X for s in need_sets}
+    # Rows as the benchmark builds them: one per clip (stats) or one per window (row_clip says whose).
+    feats = {s: load_feature_set(s, config.features, clips, representation=config.representation,
+                                 window=config.window, cache=cache, progress=config.progress) for s in need_sets}
+    actors_all = actors + test_actors
 
     # ---- jobs: (kind, feature set, model)
     kinds: list[tuple[str, str, str]] = []
@@ -793,29 +843,30 @@ def run_compare(
     def train_unit(unit: tuple[str, str, str], progress: Callable[[int], object] | None = None) -> _Trained:
         """Train one (kind, feature set, model): all its members at once. Runs here or on a Ray worker."""
         kind, fs, model = unit
-        X = feats[fs]
         if kind == "attention":
             return _train_attention(config, clips, sources, truth, folds, test_rows, progress)
+        X, row_clip = feats[fs].X, feats[fs].row_clip
         p = plan_incl if kind == "kl6-inclusive" else plan
         fold_vec = incl_folds if kind == "kl6-inclusive" else folds
-        mem = members_of(p, 0)
+        mem = _window_members(members_of(p, 0), row_clip, len(clips))
         hidden = hidden_size(model)
         T = np.zeros((len(clips), 6), dtype=np.float32)
         T[:n_train] = SOFT_VECTORS[truth]
         if kind == "kl6-actor":
-            X = actor_standardise(X, actors + test_actors)
+            X = actor_standardise(X, [actors_all[c] for c in row_clip])
         if kind in ("kl6", "kl6-actor", "kl6-inclusive"):
-            outs = train_members(X, T, mem, hidden=hidden, config=tcfg, progress=progress).eval_probs
+            outs = train_members(X, T[row_clip], mem, hidden=hidden, config=tcfg, progress=progress).eval_probs
         elif kind == "ce36":
             T36 = np.zeros((len(clips), N_LABELS), dtype=np.float32)
             T36[np.arange(n_train), truth] = 1.0
-            outs = train_members(X, T36, mem, hidden=hidden, config=tcfg, progress=progress).eval_probs
+            outs = train_members(X, T36[row_clip], mem, hidden=hidden, config=tcfg, progress=progress).eval_probs
         else:  # salreg
             from blemore.models.multitask import SALREG_OUTPUTS, salreg_loss, salreg_targets
 
             Ts = np.zeros((len(clips), SALREG_OUTPUTS), dtype=np.float32)
             Ts[:n_train] = salreg_targets(truth)
-            outs = _train_generic(X, Ts, mem, hidden, SALREG_OUTPUTS, salreg_loss, tcfg, progress)
+            outs = _train_generic(X, Ts[row_clip], mem, hidden, SALREG_OUTPUTS, salreg_loss, tcfg, progress)
+            outs = [_clip_means(o, m.eval_groups) for o, m in zip(outs, mem)]
         return _Trained(p, list(outs), fold_vec)
 
     if map_units is not None:  # e.g. Ray tasks (blemore.distributed.compare_on_ray); same seeds, same results

@@ -30,6 +30,10 @@ def compare(
         None, "--set", "-s", help="Feature set, e.g. wavlm or wavlm+videomae; repeatable. Default: each feature."
     ),
     models: str = typer.Option("linear", "--models", "-m", help="Comma-separated heads (linear, mlp256, mlp512)."),
+    representation: str = typer.Option(
+        "stats", "--representation", help="stats (7 statistics) or windows (clip = its windows, as in benchmark)."
+    ),
+    window: int = typer.Option(16, "--window", help="Frames per window (windows representation)."),
     epochs: int = opt.EPOCHS,
     lr: float = opt.LR,
     weight_decay: float = opt.WEIGHT_DECAY,
@@ -63,6 +67,8 @@ def compare(
             test_metadata=test_metadata,
             sets=list(sets) if sets else None,
             models=[models],
+            representation=representation,  # type: ignore[arg-type]
+            window=window,
             epochs=epochs,
             lr=lr,
             weight_decay=weight_decay,
