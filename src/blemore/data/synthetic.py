@@ -800,14 +800,7 @@ def generate_dataset(
     same = state is not None and state.get("parameters") == wanted
     if same and state.get("complete") and _files_present(root, state):
         return GeneratedDataset(root, params, True, time.perf_counter() - started)
-    _require_opencv()
-    if same:
-        pass  # an interrupted run with these parameters: finish it
-    elif state is not None:
-        # Our own dataset with other parameters: start again.
-        for sub in ("train", "test"):
-            shutil.rmtree(root / sub, ignore_errors=True)
-    elif root.exists() and any(p.name not in {"train", "test"} for p in root.iterdir()) and not (
+    if state is None and root.exists() and any(p.name not in {"train", "test"} for p in root.iterdir()) and not (
         root / "train_metadata.csv"
     ).exists():
         leftovers = sorted(p.name for p in root.iterdir())[:3]
@@ -815,6 +808,10 @@ def generate_dataset(
             f"{root}: folder is not empty and holds no generated dataset ({', '.join(leftovers)}, ...); "
             "choose an empty or new folder"
         )
+    _require_opencv()  # before anything is deleted or written
+    if state is not None and not same:  # our own dataset with other parameters: start again
+        for sub in ("train", "test"):
+            shutil.rmtree(root / sub, ignore_errors=True)
     for sub in ("train", "test"):
         (root / sub).mkdir(parents=True, exist_ok=True)
         for stale in (root / sub).glob(".*.tmp*"):  # left by an interrupted run
