@@ -273,3 +273,31 @@ def test_a_reused_face_detector_finds_the_same_boxes_as_fresh_ones():
     clips = [frames[k : k + 20] for k in range(0, len(frames) - 20, 7)]
     assert [reused.box(c) for c in clips] == [FaceCropper().box(c) for c in clips]
     reused.close()
+
+
+class SlowFailing(FramesEcho):
+    """Takes 50 ms per call and fails on any batch holding the clip A102."""
+
+    name = "slowfail"
+    batch_size = 5
+
+    def encode(self, inputs):
+        import time
+
+        time.sleep(0.05)
+        if any(len(x) == self.bad_len for x in inputs):
+            raise RuntimeError("cannot encode this clip")
+        return super().encode(inputs)
+
+
+def test_a_failing_batch_is_retried_clip_by_clip_and_its_time_counted_once(clips, tmp_path):
+    from blemore.media import read_video
+
+    enc = SlowFailing()
+    enc.bad_len = len(read_video(clips / "A102_ang_int1_ver1.mov", fps=10.0, short_side=48, crop=None).frames)
+    s = extract(clips, encoders=[enc], out=tmp_path / "f", progress=False, workers=0)
+    assert s.failed >= 1 and s.done + s.failed == 5
+    assert ("slowfail", "A102_ang_int1_ver1") in {(f.encoder, f.clip) for f in s.failures}
+    assert "cannot encode this clip" in s.failures[0].reason
+    # one batch call + five single-clip calls of 50 ms each, counted once each: <= the run's wall time
+    assert 6 * 0.05 <= s.encode_seconds["slowfail"] <= s.seconds

@@ -506,20 +506,22 @@ def _run_batch(pending, built: list[Encoder], sink: _Sink, summary: ExtractionSu
             _encode_chunk(encoder, sink, summary, ready[i : i + encoder.batch_size])
 
 
+def _count_encoding(summary: ExtractionSummary, encoder: Encoder, started: float) -> None:
+    summary.encode_seconds[encoder.name] = summary.encode_seconds.get(encoder.name, 0.0) + time.perf_counter() - started
+
+
 def _encode_chunk(encoder: Encoder, sink: _Sink, summary: ExtractionSummary, chunk) -> None:
     started = time.perf_counter()
     try:
         outputs = encoder.encode([x for _, x, _ in chunk])
     except Exception as exc:
+        _count_encoding(summary, encoder, started)  # the failed attempt; the retries count their own
         if len(chunk) > 1:  # find the clip that fails
             for one in chunk:
                 _encode_chunk(encoder, sink, summary, [one])
             return
         sink.fail(encoder, chunk[0][0], _reason(exc))
         return
-    finally:
-        summary.encode_seconds[encoder.name] = (
-            summary.encode_seconds.get(encoder.name, 0.0) + time.perf_counter() - started
-        )
+    _count_encoding(summary, encoder, started)
     for (clip, _, rate), features in zip(chunk, outputs):
         sink.write(encoder, clip, features, rate)
