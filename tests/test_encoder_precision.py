@@ -14,7 +14,7 @@ from blemore.cli import app
 from blemore.encoders import get_encoder, hf
 from blemore.errors import BlemoreError
 
-from test_encoders import TINY_AUDIO
+from test_encoders import tiny_audio_model, tiny_clip, tiny_videomae
 
 torch.set_num_threads(1)
 
@@ -32,21 +32,12 @@ SPECS = {
 
 
 def tiny_model(kind: str, seed: int = 0):
-    """A small random-initialised model of the encoder family ``kind``."""
-    import transformers as tf
-
-    torch.manual_seed(seed)
-    if kind == "wavlm-large":
-        return tf.WavLMModel(tf.WavLMConfig(**TINY_AUDIO, initializer_range=INIT, feat_extract_norm="layer",
-                                            do_stable_layer_norm=True))
-    if kind == "hubert-large":
-        return tf.HubertModel(tf.HubertConfig(**TINY_AUDIO, initializer_range=INIT, feat_extract_norm="layer",
-                                              do_stable_layer_norm=True))
-    vision = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, image_size=32,
-                  patch_size=16, initializer_range=INIT)
+    """A small random-initialised model of the encoder family ``kind`` (weights at ``INIT``)."""
     if kind == "clip":
-        return tf.CLIPVisionModel(tf.CLIPVisionConfig(**vision))
-    return tf.VideoMAEModel(tf.VideoMAEConfig(**vision, num_frames=4, tubelet_size=2))
+        return tiny_clip(seed, initializer_range=INIT)
+    if kind == "videomae":
+        return tiny_videomae(seed, initializer_range=INIT)
+    return tiny_audio_model(kind, seed, initializer_range=INIT)
 
 
 def _frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -21,32 +21,35 @@ TINY_AUDIO = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, in
                   num_conv_pos_embedding_groups=2)
 
 
-def tiny_audio_model(kind: str, seed: int = 0):
+def tiny_audio_model(kind: str, seed: int = 0, **config):
+    """A small random audio model; ``config`` overrides (e.g. ``initializer_range``)."""
     import transformers as tf
 
     torch.manual_seed(seed)
+    layer_norm = dict(feat_extract_norm="layer", do_stable_layer_norm=True)
     if kind == "wavlm-large":
-        return tf.WavLMModel(tf.WavLMConfig(**TINY_AUDIO, feat_extract_norm="layer", do_stable_layer_norm=True))
+        return tf.WavLMModel(tf.WavLMConfig(**TINY_AUDIO, **layer_norm, **config))
     if kind == "hubert-large":
-        return tf.HubertModel(tf.HubertConfig(**TINY_AUDIO, feat_extract_norm="layer", do_stable_layer_norm=True))
-    return tf.Wav2Vec2Model(tf.Wav2Vec2Config(**TINY_AUDIO))  # group-norm feature extractor, like wav2vec2-base
+        return tf.HubertModel(tf.HubertConfig(**TINY_AUDIO, **layer_norm, **config))
+    return tf.Wav2Vec2Model(tf.Wav2Vec2Config(**TINY_AUDIO, **config))  # group-norm extractor, like wav2vec2-base
 
 
-def tiny_clip(seed: int = 0):
+TINY_VISION = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, image_size=32,
+                   patch_size=16)
+
+
+def tiny_clip(seed: int = 0, **config):
     import transformers as tf
 
     torch.manual_seed(seed)
-    return tf.CLIPVisionModel(tf.CLIPVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                                  intermediate_size=37, image_size=32, patch_size=16))
+    return tf.CLIPVisionModel(tf.CLIPVisionConfig(**TINY_VISION, **config))
 
 
-def tiny_videomae(seed: int = 0):
+def tiny_videomae(seed: int = 0, **config):
     import transformers as tf
 
     torch.manual_seed(seed)
-    return tf.VideoMAEModel(tf.VideoMAEConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                              intermediate_size=37, image_size=32, patch_size=16,
-                                              num_frames=4, tubelet_size=2))
+    return tf.VideoMAEModel(tf.VideoMAEConfig(**TINY_VISION, num_frames=4, tubelet_size=2, **config))
 
 
 # -- spec grammar ---------------------------------------------------------------------------

@@ -78,7 +78,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -86,6 +86,9 @@ import pandas as pd
 from blemore.errors import BlemoreError
 from blemore.labels import IS_BLEND, LABEL_INDEX, LABEL_NAMES, N_LABELS, PRESENCE_MASKS, SOFT_VECTORS
 from blemore.protocol import BenchmarkConfig, member_seed
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blemore.models.trainer import Member
 
 __all__ = [
     "METHODS",

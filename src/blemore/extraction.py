@@ -141,14 +141,13 @@ def encoder_settings(encoder: Encoder) -> dict[str, Any]:
 
 def _build_encoders(encoders: Sequence[str | Encoder], *, device: str, batch_size: int | None,
                     face_crop: bool = False, precision: str = "auto") -> list[Encoder]:
-    from blemore.encoders.registry import check_requirements, check_spec, get_encoder
+    from blemore.encoders.registry import check_requirements, get_encoder
 
     if not encoders:
         raise BlemoreError("no encoders given: pass e.g. --encoders opensmile,facemesh")
     for e in encoders:  # all specs and their packages checked before any model is loaded
         if not isinstance(e, Encoder):
-            check_spec(e)
-            check_requirements(e, face_crop=face_crop)
+            check_requirements(e, face_crop=face_crop)  # checks the spec first
     if device != "cpu":
         from blemore.encoders.hf import resolve_device
 

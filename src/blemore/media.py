@@ -175,16 +175,18 @@ def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     return (short_side, long_side) if width < height else (long_side, short_side)
 
 
-def centre_square(frame: np.ndarray) -> np.ndarray:
-    """The centre square of the shorter side of an (H, W, C) frame (a view).
+def centre_square(frames):
+    """The centre square of the shorter side of (..., H, W, C) frames (a view; numpy or torch).
 
     >>> centre_square(np.zeros((4, 10, 3))).shape
     (4, 4, 3)
+    >>> centre_square(np.zeros((2, 6, 4, 3))).shape
+    (2, 4, 4, 3)
     """
-    h, w = frame.shape[:2]
+    h, w = frames.shape[-3:-1]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    return frame[top : top + side, left : left + side]
+    return frames[..., top : top + side, left : left + side, :]
 
 
 class _Sampler:

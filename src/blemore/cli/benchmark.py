@@ -24,8 +24,8 @@ def benchmark(
         None, "--set", "-s", help="Feature set to run, e.g. wavlm or wavlm+videomae (fusion); repeatable. Default: each feature."
     ),
     models: str = typer.Option("linear,mlp256,mlp512", "--models", "-m", help="Comma-separated heads."),
-    representation: str = typer.Option("stats", "--representation", help="stats (7 statistics) or windows."),
-    window: int = typer.Option(16, "--window", help="Frames per window (windows representation)."),
+    representation: str = opt.REPRESENTATION,
+    window: int = opt.WINDOW,
     epochs: int = opt.EPOCHS,
     lr: float = opt.LR,
     weight_decay: float = opt.WEIGHT_DECAY,

@@ -30,10 +30,8 @@ def compare(
         None, "--set", "-s", help="Feature set, e.g. wavlm or wavlm+videomae; repeatable. Default: each feature."
     ),
     models: str = typer.Option("linear", "--models", "-m", help="Comma-separated heads (linear, mlp256, mlp512)."),
-    representation: str = typer.Option(
-        "stats", "--representation", help="stats (7 statistics) or windows (clip = its windows, as in benchmark)."
-    ),
-    window: int = typer.Option(16, "--window", help="Frames per window (windows representation)."),
+    representation: str = opt.REPRESENTATION,
+    window: int = opt.WINDOW,
     epochs: int = opt.EPOCHS,
     lr: float = opt.LR,
     weight_decay: float = opt.WEIGHT_DECAY,

@@ -21,6 +21,11 @@ WEIGHT_DECAY = typer.Option(1e-3, "--weight-decay", help="Adam weight decay (the
 BATCH_SIZE = typer.Option(32, "--batch-size", help="Mini-batch size (the paper: 32).")
 SEED = typer.Option(0, "--seed", help="Seed of the folds generated with --clips, the initial weights and the shuffles.")
 N_FOLDS = typer.Option(5, "--n-folds", help="Folds to generate with --clips.")
+REPRESENTATION = typer.Option(
+    "stats", "--representation",
+    help="stats (7 statistics per clip) or windows (window means as samples; a clip averages its windows' logits).",
+)
+WINDOW = typer.Option(16, "--window", help="Frames per window (windows representation).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 RAY = typer.Option(
     False,

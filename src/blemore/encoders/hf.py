@@ -34,7 +34,7 @@ import numpy as np
 from blemore.encoders.base import Encoder
 from blemore.errors import BlemoreError
 from blemore.facecrop import FaceCropper  # noqa: F401  (importable from here too)
-from blemore.media import VideoSpec
+from blemore.media import VideoSpec, centre_square
 
 __all__ = [
     "HFAudioEncoder",
@@ -318,10 +318,9 @@ def _to_pixels(frames, size: int, mean: Sequence[float], std: Sequence[float], *
     """
     import torch
 
-    n, h, w, _ = frames.shape
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    square = frames[:, top : top + side, left : left + side].permute(0, 3, 1, 2)
+    n = frames.shape[0]
+    square = centre_square(frames).permute(0, 3, 1, 2)
+    side = square.shape[-1]
     if out is None:
         out = torch.empty((n, 3, size, size), device=frames.device)
     m = torch.tensor(mean, device=frames.device).view(1, 3, 1, 1)

@@ -17,9 +17,7 @@ from __future__ import annotations
 import html
 import itertools
 import json
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -935,14 +933,9 @@ def report_path(run: Path, out: Path | None) -> Path:
 
 def save_page(page: str, out: Path) -> Path:
     """Write ``page`` to ``out`` atomically (temporary file + rename), creating parent folders."""
+    from blemore.features.store import atomic_write_bytes
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(out, page.encode("utf-8"))
     return out
