@@ -2,9 +2,9 @@
 
 Runs where the clip is decoded (in the decoding worker with ``--pool process``), so the
 face detector's work happens beside the GPU, not in front of it. Each decoding thread or
-process keeps one detector: on the 2-core VM a 5 s clip at 448 px then costs about 35 ms
-on one core (57 ms with a detector built per clip), half of what CLIP takes per clip on an
-H100. :func:`blemore.media.decode_clip` calls :func:`crop_to_face` for a
+process keeps one detector: on the 2-core VM a 4 s clip at 448 px then costs 26-33 ms on
+one core, against 38-48 ms with a detector built per clip (``benchmarks/bench_facecrop.py``),
+about half of what CLIP takes per clip on an H100. :func:`blemore.media.decode_clip` calls :func:`crop_to_face` for a
 ``VideoSpec(crop="face")``.
 """
 
@@ -98,10 +98,10 @@ class FaceCropper:
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         """``frames`` (T, H, W, 3) cut to the face square, or to the centre square without a face."""
+        from blemore.media import centre_square
+
         box = self.box(frames) if len(frames) else None
         if box is None:
-            h, w = frames.shape[1:3]
-            side = min(h, w)
-            box = ((h - side) // 2, (w - side) // 2, side)
+            return np.ascontiguousarray(centre_square(frames))
         top, left, side = box
         return np.ascontiguousarray(frames[:, top : top + side, left : left + side])
