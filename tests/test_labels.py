@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,10 +27,8 @@ from blemore.labels import (
     soft_targets,
 )
 
-import sys as _sys
 
-_sys.path.insert(0, str(Path(__file__).parent))
-from _real_clips import CLIPS_CSV, needs_real_clips  # noqa: E402
+from tests.support.real_clips import CLIPS_CSV, needs_real_clips  # noqa: E402
 
 
 def test_label_space():

@@ -33,10 +33,8 @@ from blemore.submission import (
 )
 
 HAP = [{"emotion": "hap", "salience": 100}]
-import sys as _sys
 
-_sys.path.insert(0, str(Path(__file__).parent))
-from _real_clips import CLIPS_CSV, needs_real_clips  # noqa: E402
+from tests.support.real_clips import CLIPS_CSV, needs_real_clips  # noqa: E402
 
 
 def _pair(e1, s1, e2, s2):

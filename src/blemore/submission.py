@@ -29,7 +29,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -38,6 +37,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from blemore.errors import BlemoreError
+from blemore.io import atomic_write
 from blemore.labels import (
     EMOTION_INDEX,
     EMOTIONS,
@@ -319,23 +319,11 @@ def read_predictions(path: str | os.PathLike[str]) -> Predictions:
 # --------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+def _write_file(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         raise BlemoreError(f"{path}: is a directory, expected a file name")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(path, write, durable=True)
 
 
 def format_predictions(preds: Mapping[str, Any], *, challenge: bool = False) -> str:
@@ -366,7 +354,7 @@ def write_predictions(preds: Mapping[str, Any], path: str | os.PathLike[str]) ->
     p = Path(path)
     valid = validate_predictions(preds, source=str(p))
     data = _json_bytes(valid)
-    _atomic_write(p, lambda fh: fh.write(data))
+    _write_file(p, lambda fh: fh.write(data))
     return p
 
 
@@ -387,7 +375,7 @@ def write_submission_zip(
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(member, data)
 
-    _atomic_write(p, write)
+    _write_file(p, write)
     return p
 
 

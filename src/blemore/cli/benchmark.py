@@ -54,7 +54,7 @@ def benchmark(
     """Train every feature set x classifier on the folds, validate every epoch, test; write a run folder."""
     with user_errors():
         from blemore.features.loading import parse_feature_specs
-        from blemore.protocol import BenchmarkConfig, run_benchmark
+        from blemore.protocol.benchmark import BenchmarkConfig, run_benchmark
 
         config = BenchmarkConfig(
             features=parse_feature_specs(features),
@@ -79,12 +79,12 @@ def benchmark(
             command=["blemore", *sys.argv[1:]],
         )
         if compare is not None:
-            from blemore.compare import CompareConfig, check_compare_inputs
+            from blemore.protocol.compare import CompareConfig, check_compare_inputs
 
             # fail on an unknown method or missing sources before hours of training
             check_compare_inputs(CompareConfig.from_benchmark(config, methods=compare))
-        if ray or ray_address:  # engineer G: feature set x model jobs as Ray tasks (blemore.distributed)
-            from blemore.distributed import benchmark_on_ray
+        if ray or ray_address:  # engineer G: feature set x model jobs as Ray tasks (blemore.extraction.ray)
+            from blemore.protocol.ray import benchmark_on_ray
 
             run = benchmark_on_ray(config, address=ray_address)
         else:
@@ -93,11 +93,11 @@ def benchmark(
         if compare is not None:
             from dataclasses import replace
 
-            from blemore.compare import run_compare
+            from blemore.protocol.compare import run_compare
 
             compare_config = CompareConfig.from_benchmark(replace(config, out=run), methods=compare)
             if ray or ray_address:  # the comparison's training units as Ray tasks too
-                from blemore.distributed import compare_on_ray
+                from blemore.protocol.ray import compare_on_ray
 
                 compare_on_ray(compare_config, address=ray_address)
             else:
@@ -123,7 +123,7 @@ def predict(
     """Apply a trained run to features of new clips: predictions JSON + challenge zip."""
     with user_errors():
         from blemore.features.loading import parse_feature_specs
-        from blemore.protocol import predict_run
+        from blemore.protocol.benchmark import predict_run
 
         if not run.is_dir():
             raise fail(f"{run}: no such run folder")

@@ -1,4 +1,4 @@
-"""``blemore compare``: remedies beyond the baseline, side by side with intervals (see :mod:`blemore.compare`)."""
+"""``blemore compare``: remedies beyond the baseline, side by side with intervals (see :mod:`blemore.protocol.compare`)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def compare(
 ) -> None:
     """Compare remedies (structured output, salience regression, actor normalisation, fusion) with the baseline."""
     with user_errors():
-        from blemore.compare import CompareConfig, parse_methods, run_compare
+        from blemore.protocol.compare import CompareConfig, parse_methods, run_compare
         from blemore.features.loading import parse_feature_specs
         from blemore.models.attention import AttentionConfig
         from blemore.models.trainer import TrainConfig
@@ -101,7 +101,7 @@ def paired(
 ) -> None:
     """Paired test of two configurations of a compare run: score difference, interval and p-value over actors."""
     with user_errors():
-        from blemore.compare import paired_from_run
+        from blemore.protocol.compare import paired_from_run
 
         r = paired_from_run(run, a, b, split=split, n_boot=n_boot, n_perm=n_perm, seed=seed)
         typer.echo(

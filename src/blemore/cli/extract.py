@@ -43,12 +43,12 @@ def extract(
     ray_address: Optional[str] = opt.RAY_ADDRESS,
 ) -> None:
     """Extract frame-level features (one (T, D) float32 .npy per clip and encoder); resumable."""
-    from blemore.extraction import extract as run_extract
+    from blemore.extraction.engine import extract as run_extract
 
     with user_errors():
         specs = [s.strip() for s in encoders.split(",") if s.strip()]
-        if ray or ray_address:  # engineer G: clips spread over Ray workers (blemore.distributed)
-            from blemore.distributed import extract_on_ray
+        if ray or ray_address:  # engineer G: clips spread over Ray workers (blemore.extraction.ray)
+            from blemore.extraction.ray import extract_on_ray
 
             summary = extract_on_ray(
                 clips, encoders=specs, out=out, metadata=metadata, device=device, batch_size=batch_size,
@@ -72,7 +72,7 @@ def manifest(
 ) -> None:
     """List the clips of a folder: duration, fps, frame size, audio, actor, fold, partition."""
     from blemore.data.discover import discover_clips
-    from blemore.features.store import atomic_write_bytes
+    from blemore.io import write_text
 
     with user_errors():
         df = discover_clips(clips, metadata=metadata, probe=True)
@@ -80,7 +80,7 @@ def manifest(
         if out is None:
             sys.stdout.write(text)
         else:
-            atomic_write_bytes(out, text.encode())
+            write_text(out, text)
             bad = int(df["error"].notna().sum())
             print(f"{len(df)} clips -> {out}" + (f" ({bad} could not be read, see column 'error')" if bad else ""))
 
@@ -105,7 +105,7 @@ def import_features(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing features of that name."),
 ) -> None:
     """Import features made elsewhere (OpenFace, ImageBind, Video Swin, HiCMAE...) into the store."""
-    from blemore.encoders.importers import import_npy, import_openface
+    from blemore.features.importers import import_npy, import_openface
 
     with user_errors():
         if fmt == "openface":

@@ -136,7 +136,7 @@ def discover_clips(
             "has_audio": None, "actor": actor, "fold": fold, "partition": partition, "error": None,
         }
         if probe:
-            from blemore.media import probe as probe_file
+            from blemore.media.decoder import probe as probe_file
 
             try:
                 info = probe_file(path)

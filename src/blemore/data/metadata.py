@@ -213,11 +213,9 @@ def write_metadata(df: pd.DataFrame, path: str | Path) -> Path:
     out = pd.DataFrame(rows, columns=list(OFFICIAL_COLUMNS))
     for col in ("fold", "mix", "emotion_1_salience", "emotion_2_salience"):
         out[col] = pd.array(out[col], dtype="Int64")
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    out.to_csv(tmp, index=False)
-    tmp.replace(path)
-    return path
+    from blemore.io import write_csv
+
+    return write_csv(Path(path), out, index=False)
 
 
 def metadata_from_names(names: Iterable[str], *, n_folds: int = 5, seed: int = 0) -> pd.DataFrame:

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -64,6 +63,7 @@ import numpy as np
 
 from blemore.data.metadata import OFFICIAL_COLUMNS
 from blemore.errors import BlemoreError
+from blemore.io import atomic_write, remove_temporaries, write_csv, write_text
 from blemore.labels import (
     BLEND_EMOTIONS,
     EMOTIONS,
@@ -679,11 +679,13 @@ def write_media(path: Path, frames: np.ndarray, audio: np.ndarray, *, fps: int, 
 
     The file appears under its final name only once complete.
     """
+    atomic_write(path, lambda fh: _mux(fh, frames, audio, fps=fps, sample_rate=sample_rate))
+
+
+def _mux(fh: Any, frames: np.ndarray, audio: np.ndarray, *, fps: int, sample_rate: int) -> None:
     import av
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")  # no media extension: never taken for a clip
-    with av.open(str(tmp), mode="w", format="mp4") as container:
+    with av.open(fh, mode="w", format="mp4") as container:
         vs = container.add_stream("libx264", rate=fps)
         vs.width, vs.height = frames.shape[2], frames.shape[1]
         vs.pix_fmt = "yuv420p"
@@ -706,7 +708,6 @@ def write_media(path: Path, frames: np.ndarray, audio: np.ndarray, *, fps: int, 
                 container.mux(packet)
         for packet in aus.encode():
             container.mux(packet)
-    os.replace(tmp, path)
 
 
 def render_clip(spec: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -742,15 +743,11 @@ def _read_state(root: Path) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _write_csv(df: "Any", path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_csv(path, df, index=False)
 
 
 def _require_opencv() -> None:
@@ -814,8 +811,7 @@ def generate_dataset(
             shutil.rmtree(root / sub, ignore_errors=True)
     for sub in ("train", "test"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-        for stale in (root / sub).glob(".*.tmp*"):  # left by an interrupted run
-            stale.unlink()
+        remove_temporaries(root / sub)  # left by an interrupted run
     _write_json(root / "dataset.json", {"format": "blemore-synthetic", "parameters": wanted, "complete": False})
 
     plan = plan_dataset(actors=actors, seed=seed)

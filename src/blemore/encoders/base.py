@@ -26,7 +26,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from blemore.errors import BlemoreError
-from blemore.media import SAMPLE_RATE, VideoSpec
+from blemore.media.decoder import SAMPLE_RATE, VideoSpec
 
 __all__ = ["Encoder", "EncoderSpec", "parse_spec", "parse_layers", "Modality"]
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from blemore.encoders.base import Encoder
 from blemore.errors import BlemoreError
-from blemore.media import VideoSpec
+from blemore.media.decoder import VideoSpec
 
 __all__ = ["FaceMeshEncoder", "FEATURE_NAMES", "SUBSET", "geometry_features"]
 
@@ -158,7 +158,7 @@ class FaceMeshEncoder(Encoder):
 
     def __init__(self, *, name: str = "facemesh", fps: float = 15.0, short_side: int = 240,
                  min_detection_confidence: float = 0.5, batch_size: int = 1):
-        from blemore.facecrop import import_mediapipe
+        from blemore.encoders.facecrop import import_mediapipe
 
         mp = import_mediapipe("the facemesh encoder")
         self._mp = mp

@@ -33,8 +33,8 @@ import numpy as np
 
 from blemore.encoders.base import Encoder
 from blemore.errors import BlemoreError
-from blemore.facecrop import FaceCropper  # noqa: F401  (importable from here too)
-from blemore.media import VideoSpec, centre_square
+from blemore.encoders.facecrop import FaceCropper  # noqa: F401  (importable from here too)
+from blemore.media.decoder import VideoSpec, centre_square
 
 __all__ = [
     "HFAudioEncoder",
@@ -177,9 +177,9 @@ class _TorchEncoder(Encoder):
     def _face_setup(self, face_crop: bool, fps: float) -> None:
         """The frames this encoder asks the decoder for: the centre square at the model's size,
         or, with ``face_crop``, a square around the face (found by MediaPipe's detector in
-        the decoding worker, :mod:`blemore.facecrop`) from frames decoded at twice that size."""
+        the decoding worker, :mod:`blemore.encoders.facecrop`) from frames decoded at twice that size."""
         if face_crop:
-            from blemore.facecrop import import_mediapipe
+            from blemore.encoders.facecrop import import_mediapipe
 
             import_mediapipe("--face-crop")  # checked here: the crop itself runs in the decoding workers
             self.name = f"{self.name}-face"

@@ -85,7 +85,7 @@ def check_spec(text: str | EncoderSpec) -> tuple[EncoderSpec, EncoderInfo]:
 def check_requirements(text: str, *, face_crop: bool = False) -> None:
     """Raise :class:`BlemoreError` with the install command if the encoder's packages are missing
     (checked before any model is loaded)."""
-    from blemore.facecrop import import_mediapipe
+    from blemore.encoders.facecrop import import_mediapipe
 
     _, info = check_spec(text)
     if info.family == "facemesh":

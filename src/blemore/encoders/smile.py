@@ -13,7 +13,7 @@ import numpy as np
 
 from blemore.encoders.base import Encoder
 from blemore.errors import BlemoreError
-from blemore.media import SAMPLE_RATE
+from blemore.media.decoder import SAMPLE_RATE
 
 __all__ = ["OpenSmileEncoder"]
 

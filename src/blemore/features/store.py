@@ -26,54 +26,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import socket
 import time
-import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from blemore.errors import BlemoreError
+from blemore.io import remove_temporaries, save_npy, write_bytes
 
-__all__ = ["INDEX_COLUMNS", "FeatureStore", "read_index", "load_features", "atomic_write_bytes", "save_npy"]
+__all__ = ["INDEX_COLUMNS", "FeatureStore", "read_index", "load_features", "check_features"]
 
 INDEX_COLUMNS: tuple[str, ...] = (
     "clip", "status", "frames", "dim", "fps", "encoder", "model_id", "revision", "layer", "face_found", "error",
 )
-#: Suffix of the temporary files of atomic writes; a reopened store removes leftovers.
-TMP_SUFFIX = ".tmp"
-
-
-def _temporary_name(path: Path) -> Path:
-    """A temporary name beside ``path``, unique across hosts and processes (several Ray workers may share a store)."""
-    tag = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    return path.with_name(f".{path.name}.{tag}{TMP_SUFFIX}")
-
-
-def _write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    path = Path(path)
-    tmp = _temporary_name(path)
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    _write_atomically(path, lambda fh: fh.write(data))
-
-
-def save_npy(path: str | Path, array: np.ndarray) -> None:
-    """``np.save`` through a temporary file and a rename (never a half-written ``.npy``)."""
-    _write_atomically(path, lambda fh: np.save(fh, array, allow_pickle=False))
-
-
 def check_features(clip: str, features: np.ndarray, dim: int | None) -> np.ndarray:
     arr = np.asarray(features)
     if arr.ndim != 2:
@@ -157,14 +123,10 @@ class FeatureStore:
                     f"{self.folder}: holds features made with other settings (differing: {', '.join(diff)}); "
                     "write to another --out folder or pass --overwrite to replace them"
                 )
-        atomic_write_bytes(path, (json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n").encode())
+        write_bytes(path, (json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n").encode())
 
     def _reconcile(self) -> None:
-        for tmp in self.folder.glob(f".*{TMP_SUFFIX}"):
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+        remove_temporaries(self.folder)
         rows = read_index(self.folder / "index.csv")
         on_disk = {p.stem for p in self.folder.glob("*.npy")}
         for clip, row in rows.items():
@@ -248,7 +210,7 @@ class FeatureStore:
         writer.writeheader()
         for clip in sorted(self.rows):
             writer.writerow({c: self.rows[clip].get(c, "") for c in INDEX_COLUMNS})
-        atomic_write_bytes(self.folder / "index.csv", buf.getvalue().encode())
+        write_bytes(self.folder / "index.csv", buf.getvalue().encode())
         self._dirty = False
         self._last_flush = time.monotonic()
 

@@ -933,9 +933,9 @@ def report_path(run: Path, out: Path | None) -> Path:
 
 def save_page(page: str, out: Path) -> Path:
     """Write ``page`` to ``out`` atomically (temporary file + rename), creating parent folders."""
-    from blemore.features.store import atomic_write_bytes
+    from blemore.io import write_text
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out, page.encode("utf-8"))
+    write_text(out, page)
     return out

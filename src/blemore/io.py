@@ -1,0 +1,153 @@
+"""Atomic writes: the one place where blemore replaces a file.
+
+Every file is written under a temporary name beside its final one and renamed into place
+(``os.replace``), so a reader, a killed run or a full disk never sees half a file: the old
+file stays until the new one is complete. Temporary names end in :data:`TMP_SUFFIX`, start
+with a dot and carry host, process and a random tag, so several processes (Ray workers
+sharing a store) never collide; :func:`remove_temporaries` sweeps what a killed run left.
+
+Files are created with mode ``0o666`` minus the process umask, as ``open()`` creates them.
+An ``OSError`` raised while writing names the user's path, never the temporary one; numpy's
+"N requested and M written" (a full disk) becomes ``ENOSPC``.
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> write_json(folder / "run.json", {"seed": 0}).read_text()
+'{\\n  "seed": 0\\n}\\n'
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = [
+    "TMP_SUFFIX",
+    "temporary_name",
+    "is_temporary",
+    "atomic_write",
+    "write_bytes",
+    "write_text",
+    "write_json",
+    "write_csv",
+    "save_npy",
+    "save_npz",
+    "remove_temporaries",
+]
+
+#: Suffix of the temporary files of atomic writes.
+TMP_SUFFIX = ".tmp"
+
+
+def temporary_name(path: str | Path) -> Path:
+    """A hidden temporary name beside ``path``, unique across hosts, processes and threads."""
+    path = Path(path)
+    tag = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return path.with_name(f".{path.name}.{tag}{TMP_SUFFIX}")
+
+
+def is_temporary(path: str | Path) -> bool:
+    """Whether ``path`` is named like a temporary file of :func:`atomic_write`."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(TMP_SUFFIX)
+
+
+def _for_user(exc: OSError, path: Path) -> OSError:
+    """``exc`` about ``path`` (not the temporary file); a short write of numpy's becomes ENOSPC."""
+    code = exc.errno
+    text = exc.strerror or str(exc)
+    if code is None and "requested and" in str(exc) and "written" in str(exc):
+        code, text = errno.ENOSPC, os.strerror(errno.ENOSPC)
+    if code is None:
+        return exc
+    return type(exc)(code, text, str(path))
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any], *, durable: bool = False) -> Path:
+    """Call ``write(fh)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    ``durable`` flushes the file to the disk before the rename (for files a user hands on,
+    such as a submission). Returns ``path``.
+    """
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _for_user(exc, path) from None
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        except OSError:  # pragma: no cover - e.g. a read-only folder: nothing was created
+            pass
+    return path
+
+
+def write_bytes(path: str | Path, data: bytes, *, durable: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    return atomic_write(path, lambda fh: fh.write(data), durable=durable)
+
+
+def write_text(path: str | Path, text: str, *, durable: bool = False) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    return write_bytes(path, text.encode("utf-8"), durable=durable)
+
+
+def write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON (non-JSON values through ``str``) with a final newline."""
+    return write_text(path, json.dumps(obj, indent=indent, default=str) + "\n")
+
+
+def write_csv(path: str | Path, frame: "pd.DataFrame", **to_csv: Any) -> Path:
+    """Write a pandas DataFrame with ``frame.to_csv(**to_csv)`` atomically."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, **to_csv)
+    return write_text(path, buffer.getvalue())
+
+
+def save_npy(path: str | Path, array: np.ndarray) -> Path:
+    """``np.save`` without pickles, atomically (never a half-written ``.npy``)."""
+    return atomic_write(path, lambda fh: np.save(fh, array, allow_pickle=False))
+
+
+def save_npz(path: str | Path, **arrays: Any) -> Path:
+    """``np.savez`` of plain arrays (object arrays, which would need pickle, are refused), atomically."""
+    plain = {k: np.asarray(v) for k, v in arrays.items()}
+    for key, value in plain.items():
+        if value.dtype == object:
+            raise TypeError(f"save_npz: array {key!r} holds Python objects; store numbers or strings")
+    return atomic_write(path, lambda fh: np.savez(fh, **plain))
+
+
+def remove_temporaries(folder: str | Path) -> int:
+    """Delete the temporary files of atomic writes in ``folder`` (left by a killed run); returns how many."""
+    removed = 0
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    for tmp in folder.glob(f".*{TMP_SUFFIX}"):
+        try:
+            tmp.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
