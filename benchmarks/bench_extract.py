@@ -291,6 +291,7 @@ def simulate_gpu(paths: list[Path], specs: list[str], args) -> dict:
     from blemore.extraction import engine as extraction
     from blemore.encoders import parse_spec
     from blemore.features.store import FeatureStore
+    from blemore.features.summary import ExtractionSummary
 
     out: dict = {}
     for spec in specs:
@@ -302,7 +303,7 @@ def simulate_gpu(paths: list[Path], specs: list[str], args) -> dict:
         ceiling = H100_CEILING[name]
         repeats = max(1, int(np.ceil(args.simulate_seconds * ceiling / len(decoded))))
         with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp, gpu_stand_ins():
-            summary = extraction.ExtractionSummary(out=Path(tmp), encoders=[encoder.name])
+            summary = ExtractionSummary(out=Path(tmp), encoders=[encoder.name])
             store = FeatureStore(Path(tmp) / encoder.name, settings=extraction.encoder_settings(encoder))
             sink = extraction._WriterThread({encoder.name: store}, summary)
             start = time.perf_counter()

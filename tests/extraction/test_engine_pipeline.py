@@ -12,7 +12,8 @@ from tests.support import avclips
 from blemore.extraction import engine as extraction
 from blemore.cli import app
 from blemore.encoders.base import Encoder
-from blemore.extraction.engine import ExtractionSummary, _WriterThread, extract
+from blemore.extraction.engine import _WriterThread, extract
+from blemore.features.summary import ExtractionSummary
 from blemore.features.store import read_index
 from blemore.media.decoder import VideoSpec
 

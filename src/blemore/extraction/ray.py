@@ -189,7 +189,8 @@ def _adopted_row(encoder: Any, path: Path, clip: str) -> dict[str, Any] | None:
 def _extract_chunk(encoders: Sequence[Any], chunk: list[tuple[str, str, list[str]]], out: str, device: str,
                    batch_size: int | None, face_crop: bool = False, precision: str = "auto") -> dict[str, Any]:
     """One Ray task: decode and encode a few clips, write their ``.npy``; returns the index rows."""
-    from blemore.extraction.engine import ExtractionSummary, _decode_for, _run_batch, _Sink
+    from blemore.extraction.engine import _decode_for, _run_batch, _Sink
+    from blemore.features.summary import ExtractionSummary
 
     started = time.perf_counter()
     built = _encoders_in_worker(encoders, device, batch_size, face_crop, precision)
@@ -303,7 +304,7 @@ def extract_on_ray(
     """
     from blemore.data.discover import discover_clips
     from blemore.encoders.registry import check_spec
-    from blemore.extraction.engine import ExtractionSummary, Failure
+    from blemore.features.summary import ExtractionSummary, Failure
     from blemore.features.store import FeatureStore
 
     start = time.perf_counter()

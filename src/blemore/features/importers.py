@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from blemore.errors import BlemoreError
+from blemore.features.summary import ExtractionSummary, Failure, software_versions
 from blemore.labels import clip_stem
 
 __all__ = ["import_openface", "import_npy", "OPENFACE_PREFIXES"]
@@ -56,8 +57,6 @@ def _files(src: str | Path, suffix: str) -> dict[str, Path]:
 
 
 def _summary(out: Path, name: str):
-    from blemore.extraction.engine import ExtractionSummary
-
     return ExtractionSummary(out=out, encoders=[name])
 
 
@@ -75,7 +74,6 @@ def import_openface(src: str | Path, *, out: str | Path, name: str = "openface",
     """Import OpenFace 2.0 CSVs (one per clip) into ``out/<name>/``; returns an ExtractionSummary."""
     import pandas as pd
 
-    from blemore.extraction.engine import _versions
     from blemore.features.store import FeatureStore
 
     start = time.perf_counter()
@@ -88,7 +86,7 @@ def import_openface(src: str | Path, *, out: str | Path, name: str = "openface",
         columns = _openface_columns([c.strip() for c in first.columns])
     except BlemoreError as exc:
         raise BlemoreError(f"{next(iter(files.values()))}: {exc}") from None
-    settings = {"config": {"encoder": name, "source": "openface", "columns": columns}, "versions": _versions()}
+    settings = {"config": {"encoder": name, "source": "openface", "columns": columns}, "versions": software_versions()}
     with FeatureStore(out / name, settings=settings, overwrite=overwrite) as store:
         done = store.done()
         for clip, path in files.items():
@@ -117,8 +115,6 @@ def import_openface(src: str | Path, *, out: str | Path, name: str = "openface",
                 store.write(clip, values.astype(np.float32), fps=rate, face_found=float(ok.mean()))
                 summary.done += 1
             except (BlemoreError, ValueError, pd.errors.ParserError) as exc:
-                from blemore.extraction.engine import Failure
-
                 reason = str(exc) if isinstance(exc, BlemoreError) else f"{path}: {exc}"
                 store.fail(clip, reason)
                 summary.failed += 1
@@ -130,7 +126,6 @@ def import_openface(src: str | Path, *, out: str | Path, name: str = "openface",
 def import_npy(src: str | Path, *, out: str | Path, name: str, fps: float | None = None,
                overwrite: bool = False):
     """Import a folder of per-clip ``.npy`` features into ``out/<name>/``; returns an ExtractionSummary."""
-    from blemore.extraction.engine import Failure, _versions
     from blemore.features.store import FeatureStore
 
     start = time.perf_counter()
@@ -141,7 +136,7 @@ def import_npy(src: str | Path, *, out: str | Path, name: str, fps: float | None
         raise BlemoreError(f"{src}: source and destination are the same folder")
     summary = _summary(out, name)
     dim: int | None = None
-    settings = {"config": {"encoder": name, "source": "npy", "fps": fps}, "versions": _versions()}
+    settings = {"config": {"encoder": name, "source": "npy", "fps": fps}, "versions": software_versions()}
     with FeatureStore(out / name, settings=settings, overwrite=overwrite) as store:
         done = store.done()
         dims = {int(r["dim"]) for r in store.rows.values() if r.get("status") == "done" and r.get("dim")}
