@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
@@ -31,9 +30,8 @@ DEMO_LR = 1e-3
 DEMO_MODELS = "linear,mlp256"
 DEMO_ENCODERS = ("opensmile", "facemesh")
 DEMO_SETS = ("opensmile", "facemesh", "opensmile+facemesh")
-#: Methods beyond the baseline that the demo compares (``blemore benchmark --compare``); "" for none.
-DEMO_COMPARE = "structured,actor-norm,late-fusion"
-DEMO_COMPARE_MODEL = "linear"
+#: Methods the demo runs beside the baseline (``blemore benchmark --methods``).
+DEMO_METHODS = "baseline,structured,actor-norm,late-fusion,ensemble"
 
 
 @dataclass
@@ -48,6 +46,7 @@ class DemoResult:
     stages: dict[str, float] = field(default_factory=dict)
     report: Path | None = None
     compare_table: str | None = None
+    best: dict = field(default_factory=dict)
 
     @property
     def total_seconds(self) -> float:
@@ -72,102 +71,98 @@ def face_detection_rate(folder: Path) -> tuple[float, int, int]:
     return found / total, found, total
 
 
-def score_held_out(run: Path, truth_csv: Path) -> list[dict]:
-    """Score every submission of ``run`` against ``truth_csv``; add the test rows to the run.
+def _baseline_order(results) -> list:
+    """Baseline configurations in the order the held-out rows are written: feature-set order, then head name."""
+    order = {fs: k for k, fs in enumerate(results["sets"])}
+    confs = [(fs, m) for fs in results["sets"] for m in results["models"]]
+    return sorted(confs, key=lambda c: (order.get(c[0], 99), f"{c[0]}__{c[1]}"))
 
-    For each ``RUN/submission/<set>__<model>.zip`` this reads the challenge file back
-    (:func:`blemore.submission.read_predictions`), scores it strictly
-    (:func:`blemore.submission.score_predictions`) and appends a ``results.csv`` row with
-    ``fold`` = ``test-pooled`` or ``test`` (the run's submission rule); the trivial baselines
-    get their ``test`` rows too. ``results.md`` is rewritten and ``RUN/test_scores.json``
-    holds the full score reports. Returns one dict per submission.
+
+def score_held_out(run: Path, truth_csv: Path) -> list[dict]:
+    """Score every submission of ``run`` against ``truth_csv``; add the baseline's test rows to the run.
+
+    Every ``RUN/submission/<method>__<set>__<model>.zip`` is read back as the challenge would
+    (:func:`blemore.submission.read_predictions`) and scored strictly
+    (:func:`blemore.submission.score_predictions`). The baseline's zips give ``results.csv``
+    its ``test-pooled`` (pooled rule) and ``test`` (the paper's rule, ``.paper.zip``) rows; the
+    trivial baselines get their ``test`` rows too; ``results.md`` is rewritten and
+    ``RUN/test_scores.json`` holds every method's score. Returns one dict per method zip, in
+    the order of the methods table.
     """
     import pandas as pd
 
-    from blemore.protocol.benchmark import RESULT_COLUMNS, markdown_table, trivial_rows
+    from blemore.data.metadata import read_metadata
+    from blemore.protocol.results import RESULT_COLUMNS, markdown_table, trivial_rows
+    from blemore.protocol.runfolder import RunFolder
     from blemore.submission import read_predictions, read_truth, score_predictions
 
-    run = Path(run)
+    folder = RunFolder.open(Path(run))
     truth = read_truth(truth_csv)
-    if not truth:
-        raise BlemoreError(f"{truth_csv}: no labelled clips to score against")
-    results = pd.read_csv(run / "results.csv", dtype={"fold": str})
-    config = json.loads((run / "config.json").read_text())
-    from blemore.protocol.benchmark import predict_run
-
-    rule = config.get("config", {}).get("submission_rule", "pooled")
-    fold_name = "test-pooled" if rule == "pooled" else "test"
-    # The other selection rule's test predictions come from the saved models (`blemore predict`),
-    # so the table shows the paper's rule and the pooled rule side by side, both scored blind.
-    other = "paper" if rule == "pooled" else "pooled"
-    other_fold = "test-pooled" if other == "pooled" else "test"
-    features = {k: Path(v) for k, v in config.get("config", {}).get("features", {}).items()}
-    test_metadata = config.get("config", {}).get("test_metadata")
+    config = folder.read_json("config.json")
+    results = pd.read_csv(folder.root / "results.csv", dtype={"fold": str})
     rows, scores, reports = [], [], {}
-    order = {fs: k for k, fs in enumerate(config.get("sets", []))}
-    zips = sorted((run / "submission").glob("*.zip"), key=lambda p: (order.get(p.stem.split("__")[0], 99), p.stem))
-    for zpath in zips:
-        stem = zpath.stem
-        fs, _, model = stem.partition("__")
-        info_path = run / "models" / f"{stem}.json"
-        rules: dict = json.loads(info_path.read_text()).get("rules", {}) if info_path.exists() else {}
-        candidates = [(rule, fold_name, zpath)]
-        if info_path.exists() and features and test_metadata:
-            res = predict_run(run, features, out=run / f"predict-{other}" / stem, feature_set=fs, model=model,
-                              rule=other, metadata=test_metadata)
-            candidates.append((other, other_fold, res.submission))
-        for rule_name, fold, path in candidates:
-            report = score_predictions(read_predictions(path), truth)
-            chosen = rules.get(rule_name, {})
-            s = report.scores
-            rows.append(
-                {
-                    "feature_set": fs, "model": model, "method": "baseline", "fold": fold,
-                    "epoch": chosen.get("epoch"), "alpha": chosen.get("alpha"), "beta": chosen.get("beta"),
-                    "acc_presence": s.acc_presence, "acc_salience": s.acc_salience, "score": s.score,
-                    "n_clips": s.n_clips,
-                }
-            )
-            if rule_name != rule:
-                continue
-            scores.append({"feature_set": fs, "model": model, "acc_presence": s.acc_presence,
-                           "acc_salience": s.acc_salience, "score": s.score, "n_clips": s.n_clips,
-                           "missing": len(report.missing), "submission": str(path)})
-            reports[stem] = report.as_dict(details=True, max_names=20)
-    if not rows:
+    for fs, model in _baseline_order(config):
+        stem = f"baseline__{fs}__{model}"
+        rules = folder.read_json(f"models/{stem}/model.json")["rules"]
+        for rule, fold, name in (("pooled", "test-pooled", f"{stem}.zip"), ("paper", "test", f"{stem}.paper.zip")):
+            s = score_predictions(read_predictions(folder.root / "submission" / name), truth).scores
+            r = rules[rule]
+            rows.append({"feature_set": fs, "model": model, "method": "baseline", "fold": fold, "epoch": r["epoch"],
+                         "alpha": r["params"][0], "beta": r["params"][1], "acc_presence": s.acc_presence,
+                         "acc_salience": s.acc_salience, "score": s.score, "n_clips": s.n_clips})
+    for zpath in _method_zips(folder):
+        report = score_predictions(read_predictions(zpath), truth)
+        method, fs, model = _zip_configuration(folder, zpath.stem)
+        s = report.scores
+        scores.append({"method": method, "feature_set": fs, "model": model, "acc_presence": s.acc_presence,
+                       "acc_salience": s.acc_salience, "score": s.score, "n_clips": s.n_clips,
+                       "missing": len(report.missing), "submission": str(zpath)})
+        reports[zpath.stem] = report.as_dict(details=True, max_names=20)
+    if not scores:
         raise BlemoreError(f"{run}/submission: no submission zip to score; did the run predict the test clips?")
-    # Trivial baselines on the held-out clips, counted on all training clips.
-    from blemore.data.metadata import read_metadata
-
     train = read_metadata(Path(config["config"]["train_metadata"]))
     test_idx = np.array([truth[c] for c in sorted(truth)], dtype=np.int64)
-    trivial = [
-        r for r in trivial_rows(
-            train["label_index"].to_numpy(dtype=np.int64), train["fold"].to_numpy(dtype=np.int64),
-            sorted(int(f) for f in train["fold"].unique()), test_idx,
-        )
-        if r["fold"] == "test"
-    ]
+    trivial = [r for r in trivial_rows(train["label_index"].to_numpy(dtype=np.int64),
+                                       train["fold"].to_numpy(dtype=np.int64),
+                                       sorted(int(f) for f in train["fold"].unique()), test_idx) if r["fold"] == "test"]
     for r in trivial:
-        scores.append({"feature_set": "-", "model": r["model"], "acc_presence": r["acc_presence"],
+        scores.append({"method": r["model"], "feature_set": "-", "model": "-", "acc_presence": r["acc_presence"],
                        "acc_salience": r["acc_salience"], "score": r["score"], "n_clips": r["n_clips"],
                        "missing": 0, "submission": ""})
-    keep = ~results["fold"].isin([fold_name, other_fold]) | (results["method"] != "baseline")
-    keep &= ~((results["fold"] == "test") & results["method"].str.startswith("majority"))
+    keep = ~results["fold"].isin(["test", "test-pooled"])
     merged = pd.concat([results[keep], pd.DataFrame(rows + trivial, columns=RESULT_COLUMNS)], ignore_index=True)
-    _atomic_text(run / "results.csv", merged.to_csv(index=False, float_format="%.6g"))
-    _atomic_text(run / "results.md", markdown_table(merged))
-    _atomic_text(run / "test_scores.json", json.dumps({"truth": str(truth_csv), "rule": fold_name,
-                                                       "scores": scores, "reports": reports}, indent=1))
+    folder.add("results.csv", lambda p: _write_csv(p, merged))
+    folder.add("results.md", lambda p: _write_text(p, markdown_table(merged)))
+    folder.add("test_scores.json", lambda p: _write_text(p, json.dumps(
+        {"truth": str(truth_csv), "scores": scores, "reports": reports}, indent=1)))
     return scores
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    import os
+def _method_zips(folder) -> list[Path]:
+    """The pooled-rule zips of every deployed configuration, in the order of the run's configurations."""
+    best = folder.read_json("best.json")
+    stems = [c for c in (best.get("candidates") or [])]
+    from blemore.protocol.methods import Configuration
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    ordered = [Configuration(c["method"], c["feature_set"], c["model"], ()).stem for c in stems]
+    return [folder.root / "submission" / f"{s}.zip" for s in ordered if (folder.root / "submission" / f"{s}.zip").exists()]
+
+
+def _zip_configuration(folder, stem: str) -> tuple[str, str, str]:
+    info = folder.read_json(f"models/{stem}/model.json")
+    return info["method"], info["feature_set"], info["model"]
+
+
+def _write_csv(path: Path, frame) -> None:
+    from blemore.io import write_csv
+
+    write_csv(path, frame, index=False, float_format="%.6g")
+
+
+def _write_text(path: Path, text: str) -> None:
+    from blemore.io import write_text
+
+    write_text(path, text)
 
 
 def _say(message: str, *, quiet: bool) -> None:
@@ -188,96 +183,86 @@ def run_demo(
     lr: float = DEMO_LR,
     models: str = DEMO_MODELS,
     workers: int = 2,
-    compare: str = DEMO_COMPARE,
+    methods: str = DEMO_METHODS,
     report: bool = True,
     progress: bool = True,
 ) -> DemoResult:
-    """Generate, extract, benchmark, score and report; see the module docstring.
+    """Generate, extract, benchmark every method, score the held-out submissions and report; see the module docstring.
 
     Examples
     --------
     >>> result = run_demo("blemore-demo", actors=6, epochs=20)  # doctest: +SKIP
     >>> print(result.table)  # doctest: +SKIP
     """
-    from blemore.data.synthetic import generate_dataset
-
     root = Path(out)
     quiet = not progress
     stages: dict[str, float] = {}
+    ds = _stage(stages, "generate", quiet, f"[1/5] generating the dataset ({actors} actors) in {root / 'data'}",
+                lambda: _generate(root, actors=actors, seed=seed, duration=duration, fps=fps, size=size, noise=noise,
+                                  workers=workers, progress=progress))
+    if ds.reused:
+        stages["generate (cached)"] = stages.pop("generate")
+    features = _stage(stages, "extract", quiet, f"[2/5] extracting {', '.join(DEMO_ENCODERS)} features into "
+                      f"{root / 'features'}", lambda: _extract(root, ds, progress=progress))
+    rate, _, _ = face_detection_rate(features / "facemesh")
+    run = _stage(stages, "benchmark", quiet,
+                 f"[3/5] benchmark: {', '.join(DEMO_SETS)} x {models}, methods {methods}, {epochs} epochs at lr {lr:g}",
+                 lambda: _benchmark(root, ds, features, models=models, methods=methods, epochs=epochs, lr=lr,
+                                    seed=seed, progress=progress))
+    scores = _stage(stages, "score", quiet, f"[4/5] scoring every held-out submission against {ds.test_truth}",
+                    lambda: score_held_out(run, ds.test_truth))
+    report_path = None
+    if report:
+        from blemore.report import write_report
 
-    t = time.perf_counter()
-    _say(f"[1/5] generating the dataset ({actors} actors) in {root / 'data'}", quiet=quiet)
-    ds = generate_dataset(root / "data", actors=actors, seed=seed, duration=duration, fps=fps, size=size,
-                          noise=noise, workers=workers, progress=progress)
-    stages["generate" + (" (cached)" if ds.reused else "")] = time.perf_counter() - t
+        report_path = _stage(stages, "report", quiet, "[5/5] writing the report", lambda: write_report(run))
+    compare = run / "compare.md"
+    return DemoResult(root=root, run=run, table=(run / "results.md").read_text(), detection_rate=rate,
+                      test_scores=scores, stages=stages, report=report_path,
+                      compare_table=compare.read_text() if compare.exists() else None,
+                      best=json.loads((run / "best.json").read_text()))
 
-    t = time.perf_counter()
-    _say(f"[2/5] extracting {', '.join(DEMO_ENCODERS)} features into {root / 'features'}", quiet=quiet)
+
+def _stage(stages: dict[str, float], name: str, quiet: bool, message: str, work):
+    _say(message, quiet=quiet)
+    started = time.perf_counter()
+    result = work()
+    stages[name] = time.perf_counter() - started
+    return result
+
+
+def _generate(root: Path, **options):
+    from blemore.data.synthetic import generate_dataset
+
+    return generate_dataset(root / "data", **options)
+
+
+def _extract(root: Path, ds, *, progress: bool) -> Path:
     from blemore.extraction.engine import extract
 
     features = root / "features"
     failures = []
     for folder, meta in ((ds.train_dir, ds.train_metadata), (ds.test_dir, None)):
-        summary = extract(folder, encoders=list(DEMO_ENCODERS), out=features, metadata=meta, progress=progress)
-        failures += summary.failures
+        failures += extract(folder, encoders=list(DEMO_ENCODERS), out=features, metadata=meta,
+                            progress=progress).failures
     if failures:
         f = failures[0]
         raise BlemoreError(
             f"feature extraction failed for {len(failures)} clip(s), e.g. {getattr(f, 'clip', f)}: "
             f"{getattr(f, 'reason', '')}; delete {features} and run the demo again"
         )
-    stages["extract"] = time.perf_counter() - t
-    rate, _, _ = face_detection_rate(features / "facemesh")
+    return features
 
-    t = time.perf_counter()
-    _say(f"[3/5] benchmark: {', '.join(DEMO_SETS)} x {models}, {epochs} epochs at lr {lr:g}", quiet=quiet)
-    from blemore.protocol.benchmark import BenchmarkConfig, run_benchmark
 
-    config = BenchmarkConfig(
-        features={name: features / name for name in DEMO_ENCODERS},
-        train_metadata=ds.train_metadata,
-        test_metadata=ds.test_metadata,
-        sets=list(DEMO_SETS),
-        models=[models],
-        epochs=epochs,
-        lr=lr,
-        seed=seed,
-        out=root / "run",
-        progress=progress,
-        command=list(sys.argv),
+def _benchmark(root: Path, ds, features: Path, *, models: str, methods: str, epochs: int, lr: float, seed: int,
+               progress: bool) -> Path:
+    from blemore.protocol.config import RunConfig
+    from blemore.protocol.run import run_benchmark
+
+    config = RunConfig(
+        features={name: features / name for name in DEMO_ENCODERS}, train_metadata=ds.train_metadata,
+        test_metadata=ds.test_metadata, sets=list(DEMO_SETS), models=[models], methods=[methods or "baseline"],
+        epochs=epochs, lr=lr, seed=seed, out=root / "run", overwrite=True, progress=progress, command=list(sys.argv),
     )
-    run = run_benchmark(config)
-    stages["benchmark"] = time.perf_counter() - t
+    return run_benchmark(config)
 
-    t = time.perf_counter()
-    _say(f"[4/5] scoring the held-out predictions against {ds.test_truth}", quiet=quiet)
-    scores = score_held_out(run, ds.test_truth)
-    stages["score"] = time.perf_counter() - t
-
-    compare_table = None
-    if compare:
-        t = time.perf_counter()
-        _say(f"[4b/5] comparing methods beyond the baseline ({DEMO_COMPARE_MODEL} heads): {compare}", quiet=quiet)
-        from dataclasses import replace
-
-        from blemore.protocol.compare import CompareConfig, run_compare
-
-        # Test rows of the comparison are scored against the held-out truth; nothing is selected on it.
-        # Linear heads only: nested selection trains 26 models per method, the demo's time budget is 5 min.
-        run_compare(CompareConfig.from_benchmark(
-            replace(config, out=run, test_metadata=ds.test_truth, models=[DEMO_COMPARE_MODEL]), methods=compare
-        ))
-        compare_table = (run / "compare.md").read_text()
-        stages["compare"] = time.perf_counter() - t
-
-    report_path = None
-    if report and importlib.util.find_spec("blemore.report") is not None:
-        t = time.perf_counter()
-        _say("[5/5] writing the report", quiet=quiet)
-        from blemore.report import write_report
-
-        report_path = write_report(run)
-        stages["report"] = time.perf_counter() - t
-    table = (run / "results.md").read_text()
-    return DemoResult(root=root, run=run, table=table, detection_rate=rate, test_scores=scores, stages=stages,
-                      report=report_path, compare_table=compare_table)

@@ -326,3 +326,21 @@ def label_names(indices: Iterable[int]) -> list[str]:
 
 
 __all__ += ["label_names", "is_number"]
+
+
+def reduce_counts(counts: object) -> np.ndarray:
+    """``(..., 4)`` summed counts (clips, right sets, blend clips, right blends) -> ``(..., 3)`` presence, salience, score.
+
+    The counts form of :func:`score_outcomes` (salience 0.0 where no clip is a blend), for
+    scorers that sum outcomes over groups or bootstrap draws.
+
+    >>> reduce_counts(np.array([4.0, 3.0, 2.0, 1.0])).tolist()
+    [0.75, 0.5, 0.625]
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    pres = np.where(c[..., 0] > 0, c[..., 1] / np.maximum(c[..., 0], 1e-300), 0.0)
+    sal = np.where(c[..., 2] > 0, c[..., 3] / np.maximum(c[..., 2], 1e-300), 0.0)
+    return np.stack([pres, sal, 0.5 * pres + 0.5 * sal], axis=-1)
+
+
+__all__ += ["reduce_counts"]

@@ -8,17 +8,37 @@ from pathlib import Path
 import typer
 
 from blemore.cli.app import app, user_errors
-from blemore.demo import DEMO_COMPARE, DEMO_EPOCHS, DEMO_LR, DEMO_MODELS, run_demo
+from blemore.demo import DEMO_EPOCHS, DEMO_LR, DEMO_METHODS, DEMO_MODELS, run_demo
 
 __all__ = ["generate", "demo"]
 
 
 def _held_out_table(scores: list[dict]) -> str:
-    lines = ["| feature set | model | test presence | test salience | test score |", "|---|---|---|---|---|"]
+    lines = ["| method | feature set | model | test presence | test salience | test score |", "|---|---|---|---|---|---|"]
     for s in scores:
-        lines.append(f"| {s['feature_set']} | {s['model']} | {s['acc_presence']:.3f} | {s['acc_salience']:.3f} "
-                     f"| {s['score']:.3f} |")
+        lines.append(f"| {s['method']} | {s['feature_set']} | {s['model']} | {s['acc_presence']:.3f} "
+                     f"| {s['acc_salience']:.3f} | {s['score']:.3f} |")
     return "\n".join(lines)
+
+
+def _best_lines(best: dict, scores: list[dict]) -> list[str]:
+    """What to submit (chosen on validation) and how that submission scored on the held-out truth."""
+    if not best:
+        return []
+    c = best["chosen"]
+    held = next((s for s in scores if (s["method"], s["feature_set"], s["model"]) == (c["method"], c["feature_set"],
+                                                                                     c["model"])), None)
+    base = best.get("best_baseline") or {}
+    base_held = next((s for s in scores if (s["method"], s["feature_set"], s["model"]) == (
+        "baseline", base.get("feature_set"), base.get("model"))), None)
+    lines = [f"Chosen to submit: {c['method']} / {c['feature_set']} / {c['model']} ({best['why']})."]
+    if held is not None:
+        lines.append(f"Its submission on the held-out truth: presence {held['acc_presence']:.3f}, salience "
+                     f"{held['acc_salience']:.3f}, score {held['score']:.3f} ({held['submission']})")
+    if base_held is not None:
+        lines.append(f"The best baseline on validation ({base['feature_set']} / {base['model']}) scores "
+                     f"{base_held['score']:.3f} there.")
+    return lines
 
 
 @app.command()
@@ -64,8 +84,8 @@ def demo(
     lr: float = typer.Option(DEMO_LR, "--lr", help="Learning rate (the paper: 5e-6)."),
     models: str = typer.Option(DEMO_MODELS, "--models", help="Comma-separated heads: linear, mlp256, mlp512."),
     workers: int = typer.Option(2, "--workers", min=1, help="Processes rendering clips in parallel."),
-    compare: str = typer.Option(
-        DEMO_COMPARE, "--compare", help="Methods to compare with the baseline (see `blemore compare`); '' for none."
+    methods: str = typer.Option(
+        DEMO_METHODS, "--methods", help="Methods to run beside the baseline (see `blemore methods`), or 'all'."
     ),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write the HTML report."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -79,7 +99,7 @@ def demo(
     with user_errors():
         result = run_demo(
             out, actors=actors, seed=seed, duration=duration, fps=fps, size=size, noise=noise, epochs=epochs, lr=lr,
-            models=models, workers=workers, compare=compare, report=not no_report, progress=not quiet,
+            models=models, workers=workers, methods=methods, report=not no_report, progress=not quiet,
         )
     print()
     print(f"Demo settings: {epochs} epochs at learning rate {lr:g} (the paper: 200 epochs at 5e-6), "
@@ -87,13 +107,16 @@ def demo(
     print()
     print(result.table.rstrip())
     print()
-    print("Held-out partition, scored from the submission files against test_truth.csv:")
-    print(_held_out_table(result.test_scores))
-    print()
     if result.compare_table:
-        print("Beyond the baseline (same folds; bootstrap 95 % intervals over actors):")
+        print("Every method on the same folds (bootstrap 95 % intervals over actors):")
         print(result.compare_table.rstrip())
         print()
+    print("Held-out partition, every method's submission file scored against test_truth.csv:")
+    print(_held_out_table(result.test_scores))
+    print()
+    for line in _best_lines(result.best, result.test_scores):
+        print(line)
+    print()
     print(f"Face detection rate (MediaPipe Face Mesh): {100 * result.detection_rate:.1f}% of frames")
     print("Wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.stages.items())
           + f"; total {result.total_seconds:.1f} s")

@@ -32,9 +32,13 @@ import numpy as np
 import torch
 
 from blemore.errors import BlemoreError
-from blemore.models.trainer import Member
+from blemore.models.losses import kl_torch
+from blemore.models.trainer import Member, resolve_device, torch_threads
 
-__all__ = ["AttentionConfig", "PackedSequences", "pack_sequences", "AttentionFusion", "train_attention"]
+__all__ = [
+    "AttentionConfig", "PackedSequences", "pack_sequences", "AttentionFusion", "AttentionState", "train_attention",
+    "fit_attention",
+]
 
 
 @dataclass(frozen=True)
@@ -141,70 +145,159 @@ class AttentionFusion(torch.nn.Module):
         return self.out(pooled)
 
 
+@dataclass
+class AttentionState:
+    """A trained :class:`AttentionFusion`: its settings, per-source standardisation and weights (numpy).
+
+    Saved and loaded as plain arrays (:meth:`to_arrays`, :meth:`from_arrays`), never pickled.
+    """
+
+    config: AttentionConfig
+    dims: list[int]
+    means: list[np.ndarray]
+    scales: list[np.ndarray]
+    weights: dict[str, np.ndarray]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        out = {f"weights/{k}": v for k, v in self.weights.items()}
+        for s, (mu, sd) in enumerate(zip(self.means, self.scales)):
+            out[f"mean/{s}"], out[f"scale/{s}"] = mu, sd
+        return out
+
+    def settings(self) -> dict:
+        return {"dims": list(self.dims), **{k: getattr(self.config, k) for k in AttentionConfig.__dataclass_fields__}}
+
+    @classmethod
+    def from_arrays(cls, settings: dict, arrays: dict[str, np.ndarray], *, source: str = "attention model") -> "AttentionState":
+        try:
+            dims = [int(d) for d in settings["dims"]]
+            config = AttentionConfig(**{k: settings[k] for k in AttentionConfig.__dataclass_fields__})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BlemoreError(f"{source}: the saved settings are incomplete ({exc})") from None
+        weights = {k[len("weights/"):]: v for k, v in arrays.items() if k.startswith("weights/")}
+        try:
+            means = [np.asarray(arrays[f"mean/{s}"], np.float32) for s in range(len(dims))]
+            scales = [np.asarray(arrays[f"scale/{s}"], np.float32) for s in range(len(dims))]
+        except KeyError as exc:
+            raise BlemoreError(f"{source}: missing array {exc}") from None
+        state = cls(config, dims, means, scales, weights)
+        state.model()  # checks that the weights fit the architecture
+        return state
+
+    def model(self) -> AttentionFusion:
+        """The module with these weights (strict: no missing or unexpected array)."""
+        net = AttentionFusion(self.dims, config=self.config)
+        expected = net.state_dict()
+        if set(expected) != set(self.weights) or any(
+            tuple(expected[k].shape) != tuple(np.shape(self.weights[k])) for k in expected
+        ):
+            raise BlemoreError("attention model: the saved weights do not fit its architecture")
+        net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in self.weights.items()})
+        net.eval()
+        return net
+
+    def predict(self, packed: PackedSequences) -> np.ndarray:
+        """Probabilities ``(N, 6)`` of the clips in ``packed``."""
+        net = self.model()
+        toks = _standardised(packed, self.means, self.scales)
+        return _probabilities(net, toks, torch.as_tensor(packed.mask), torch.as_tensor(packed.positions),
+                              np.arange(packed.n), torch.device("cpu"))
+
+
+def _source_stats(packed: PackedSequences, rows: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-source mean / std over the valid frames of ``rows`` (std 0 -> 1)."""
+    F = packed.mask.shape[1] // max(len(packed.tokens), 1)
+    means, scales = [], []
+    for s, arr in enumerate(packed.tokens):
+        valid = packed.mask[rows, s * F : (s + 1) * F]
+        frames = arr[rows][valid]
+        mu = frames.mean(axis=0) if len(frames) else np.zeros(arr.shape[2], np.float32)
+        sd = frames.std(axis=0) if len(frames) else np.ones(arr.shape[2], np.float32)
+        means.append(mu.astype(np.float32))
+        scales.append(np.where(sd > 0, sd, 1.0).astype(np.float32))
+    return means, scales
+
+
+def _standardised(packed: PackedSequences, means: Sequence[np.ndarray], scales: Sequence[np.ndarray]) -> list[torch.Tensor]:
+    F = packed.mask.shape[1] // max(len(packed.tokens), 1)
+    toks = []
+    for s, arr in enumerate(packed.tokens):
+        z = (arr - means[s]) / scales[s]
+        z[~packed.mask[:, s * F : (s + 1) * F]] = 0.0
+        toks.append(torch.as_tensor(z.astype(np.float32)))
+    return toks
+
+
+def _probabilities(net: AttentionFusion, toks: list[torch.Tensor], mask: torch.Tensor, pos: torch.Tensor,
+                   rows: np.ndarray, device: torch.device) -> np.ndarray:
+    out = np.zeros((rows.size, 6), dtype=np.float64)
+    net.eval()
+    with torch.no_grad():
+        for start in range(0, rows.size, 256):
+            b = torch.as_tensor(rows[start : start + 256])
+            logits = net([t[b].to(device) for t in toks], mask[b].to(device), pos[b].to(device))
+            out[start : start + len(b)] = torch.softmax(logits, dim=1).cpu().numpy()
+    return out
+
+
+def fit_attention(
+    packed: PackedSequences,
+    targets: np.ndarray,
+    member: Member,
+    *,
+    config: AttentionConfig = AttentionConfig(),
+    epochs: int | None = None,
+    device: str = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, AttentionState]:
+    """Train one :class:`AttentionFusion` on ``member.train``; eval probabilities after every epoch and the final state.
+
+    ``targets`` are ``(N, 6)`` soft labels of the clips in ``packed``; the loss is the paper's
+    ``KL(target || softmax(logits))`` averaged over the batch. Standardisation is fitted on
+    the member's valid training frames, per source.
+    """
+    tr = np.asarray(member.train, dtype=np.int64)
+    ev = np.asarray(member.eval, dtype=np.int64)
+    if tr.size == 0:
+        raise BlemoreError("a member has no training clips")
+    n_epochs = int(epochs or config.epochs)
+    dev = resolve_device(device)
+    T = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+    mask, pos = torch.as_tensor(packed.mask), torch.as_tensor(packed.positions)
+    means, scales = _source_stats(packed, tr)
+    toks = _standardised(packed, means, scales)
+    torch.manual_seed(int(member.seed) % (2**63))
+    g = torch.Generator().manual_seed(int(member.seed))
+    net = AttentionFusion([t.shape[2] for t in toks], config=config).to(dev)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    out = np.zeros((n_epochs, ev.size, T.shape[1]), dtype=np.float64)
+    for epoch in range(n_epochs):
+        net.train()
+        perm = tr[torch.randperm(tr.size, generator=g).numpy()]
+        for start in range(0, perm.size, config.batch_size):
+            b = torch.as_tensor(perm[start : start + config.batch_size])
+            logits = net([t[b].to(dev) for t in toks], mask[b].to(dev), pos[b].to(dev))
+            loss = kl_torch(logits, T[b].to(dev))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        out[epoch] = _probabilities(net, toks, mask, pos, ev, dev)
+        if progress is not None:
+            progress(1)
+    weights = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+    return out, AttentionState(config, [t.shape[2] for t in toks], means, scales, weights)
+
+
 def train_attention(
     packed: PackedSequences,
     targets: np.ndarray,
     members: Sequence[Member],
     *,
     config: AttentionConfig = AttentionConfig(),
+    device: str = "cpu",
     progress: Callable[[int], None] | None = None,
 ) -> list[np.ndarray]:
-    """Train one :class:`AttentionFusion` per member; return eval probabilities ``(epochs, E_m, 6)`` per member.
-
-    ``targets`` are ``(N, 6)`` soft labels (rows of clips in ``packed``); the loss is
-    ``KL(target || softmax(logits))`` averaged over the batch. ``progress`` is called
-    with 1 after every epoch of every member.
-    """
-    T = torch.as_tensor(np.asarray(targets, dtype=np.float32))
-    mask_all = torch.as_tensor(packed.mask)
-    pos_all = torch.as_tensor(packed.positions)
-    F = packed.mask.shape[1] // max(len(packed.tokens), 1)  # frames per source
-    results = []
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for mem in members:
-            tr = np.asarray(mem.train, dtype=np.int64)
-            ev = np.asarray(mem.eval, dtype=np.int64)
-            if tr.size == 0:
-                raise BlemoreError("a member has no training clips")
-            # per-modality standardisation over this member's valid training frames
-            toks = []
-            for s, arr in enumerate(packed.tokens):
-                valid = packed.mask[tr, s * F : (s + 1) * F]
-                frames = arr[tr][valid]
-                mu = frames.mean(axis=0) if len(frames) else np.zeros(arr.shape[2], np.float32)
-                sd = frames.std(axis=0) if len(frames) else np.ones(arr.shape[2], np.float32)
-                sd = np.where(sd > 0, sd, 1.0)
-                z = (arr - mu) / sd
-                z[~packed.mask[:, s * F : (s + 1) * F]] = 0.0
-                toks.append(torch.as_tensor(z.astype(np.float32)))
-            torch.manual_seed(int(mem.seed) % (2**63))
-            g = torch.Generator().manual_seed(int(mem.seed))
-            model = AttentionFusion([t.shape[2] for t in toks], config=config)
-            opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-            out = np.zeros((config.epochs, ev.size, T.shape[1]), dtype=np.float64)
-            for epoch in range(config.epochs):
-                model.train()
-                perm = tr[torch.randperm(tr.size, generator=g).numpy()]
-                for start in range(0, perm.size, config.batch_size):
-                    b = torch.as_tensor(perm[start : start + config.batch_size])
-                    logits = model([t[b] for t in toks], mask_all[b], pos_all[b])
-                    logp = torch.log_softmax(logits, dim=1)
-                    t = T[b]
-                    loss = (torch.where(t > 0, t * (torch.log(t.clamp_min(1e-30)) - logp), torch.zeros(()))).sum() / len(b)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                model.eval()
-                with torch.no_grad():
-                    for start in range(0, ev.size, 256):
-                        b = torch.as_tensor(ev[start : start + 256])
-                        p = torch.softmax(model([t[b] for t in toks], mask_all[b], pos_all[b]), dim=1)
-                        out[epoch, start : start + len(b)] = p.numpy()
-                if progress is not None:
-                    progress(1)
-            results.append(out)
-    finally:
-        torch.set_num_threads(previous)
-    return results
+    """Train one :class:`AttentionFusion` per member (:func:`fit_attention`); eval probabilities ``(epochs, E_m, 6)`` each."""
+    with torch_threads(1):
+        return [fit_attention(packed, targets, m, config=config, device=device, progress=progress)[0]
+                for m in members]

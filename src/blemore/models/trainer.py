@@ -1,30 +1,32 @@
-"""A batched multi-fold trainer: many small heads trained at once, each as if alone.
+"""A batched multi-member trainer: many small heads trained at once, each as if alone.
 
-Cross-validation trains the same small head on several training sets (the five
-folds, plus the model on all training clips used for the test). Each of them is
-a *member*. Here all members live in stacked tensors — weights ``(M, D, H)`` —
-and every step is one batched matrix product (``torch.baddbmm``) for all of them.
-Gradients are written out by hand (softmax + KL has a closed form; the input's
-gradient is never needed). The Adam update follows ``torch.optim.Adam`` (weight
-decay added to the gradient as L2): it runs on per-member views of the stacked
-tensors, each with its own step count, through torch's fused CPU Adam kernel
-(or the same update from ``torch._foreach_*`` operations, ``adam="foreach"``).
-Per-member views make the step mask free: a member with no batch in a step is
-left out of the call.
+Cross-validation trains the same small head on several training sets (the five folds,
+the inner folds of nested selection, the model on all training clips). Each of them is a
+*member*. Here all members live in stacked tensors — weights ``(M, D, H)`` — and every step
+is one batched matrix product (``torch.baddbmm``) for all of them. Gradients are written out
+by hand (:mod:`blemore.models.losses` gives each loss's gradient in closed form; the input's
+gradient is never needed). The Adam update follows ``torch.optim.Adam`` (weight decay added
+to the gradient as L2): it runs on per-member views of the stacked tensors, each with its
+own step count, through torch's fused Adam kernel (or the same update from
+``torch._foreach_*`` operations, ``adam="foreach"``). Per-member views make the step mask
+free: a member with no batch in a step is left out of the call.
 
 Each member behaves exactly as if trained alone:
 
-- its own ``torch.Generator`` (seeded per member) draws its initial weights and
-  its per-epoch shuffles, in the same order as alone;
+- its own ``torch.Generator`` (seeded per member, on the CPU whatever the device) draws its
+  initial weights and its per-epoch shuffles, in the same order as alone;
 - its standardisation (mean / std) is fitted on its own training rows only;
-- its epoch has ``ceil(n_train / batch_size)`` steps (the last partial batch is
-  kept, averaged over its true size); a step in which a member has no batch left
-  does not touch that member (no update, no step count), so a member whose
-  epoch has fewer batches is unaffected by the others.
+- its epoch has ``ceil(n_train / batch_size)`` steps (the last partial batch is kept,
+  averaged over its true size); a step in which a member has no batch left does not touch
+  that member (no update, no step count).
 
-After every epoch each member's evaluation rows are scored in one batched
-forward pass (window logits averaged per clip before the softmax) and handed to
-a callback, which may ask to keep a copy of some members' current weights.
+After every epoch each member's evaluation rows are scored in one batched forward pass
+(a clip's rows' logits averaged before the loss's output function: softmax for ``kl``) and
+handed to a callback, which may ask to keep a copy of some members' current weights.
+
+The steps: :func:`pack_members` (standardise and pad every member's rows),
+:func:`init_heads` (initial weights from each member's generator), :class:`BatchedAdam`
+(the update), :func:`train_members` (epochs of steps, evaluation, callback).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -38,16 +40,37 @@ a callback, which may ask to keep a copy of some members' current weights.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
 
 from blemore.errors import BlemoreError
+from blemore.models.losses import KL, LOSSES, Loss, LossName
 
-__all__ = ["TrainConfig", "Member", "TrainResult", "HeadParams", "train_members", "forward_probs", "fit_scaler"]
+__all__ = [
+    "TrainConfig",
+    "Member",
+    "TrainResult",
+    "HeadParams",
+    "PackedMembers",
+    "BatchedAdam",
+    "train_members",
+    "forward_probs",
+    "forward_outputs",
+    "fit_scaler",
+    "init_linear",
+    "init_heads",
+    "pack_members",
+    "epoch_batches",
+    "torch_threads",
+    "resolve_device",
+]
+
+AdamKind = Literal["fused", "foreach"]
 
 
 @dataclass(frozen=True)
@@ -61,13 +84,15 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
-    #: Adam implementation: torch's fused CPU kernel, or the same update composed of
+    #: Adam implementation: torch's fused kernel, or the same update composed of
     #: ``torch._foreach_*`` operations (as ``torch.optim.Adam(foreach=True)``).
-    adam: str = "fused"
+    adam: AdamKind = "fused"
     #: CPU threads for training (None: 1). The per-step products are small (32 rows);
     #: on a shared CPU, thread synchronisation costs more than a second thread gains
     #: (measured: 2 threads 10x slower than 1 on a busy 2-core machine).
     threads: int | None = None
+    #: Where the stacked tensors live: "cpu", "cuda" or "cuda:N" (one code path).
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -80,6 +105,8 @@ class TrainConfig:
             raise BlemoreError(f"adam must be 'fused' or 'foreach', got adam={self.adam!r}")
         if self.weight_decay < 0:
             raise BlemoreError(f"weight decay must be >= 0, got weight_decay={self.weight_decay}")
+        if self.threads is not None and self.threads < 1:
+            raise BlemoreError(f"threads must be >= 1, got threads={self.threads}")
 
 
 @dataclass
@@ -87,8 +114,8 @@ class Member:
     """One training set: row indices into ``X`` to train on and to evaluate.
 
     ``eval_groups`` maps each evaluation row to a clip number (0..C-1); the
-    logits of rows of one clip are averaged before the softmax. ``None`` means
-    one row per clip.
+    logits of rows of one clip are averaged before the output function. ``None``
+    means one row per clip.
     """
 
     train: np.ndarray
@@ -99,7 +126,11 @@ class Member:
 
 @dataclass
 class HeadParams:
-    """Weights of one trained head plus the standardisation it expects (numpy, float32)."""
+    """Weights of one trained head plus the standardisation it expects (numpy, float32).
+
+    ``w1`` is ``(D, H)`` (or ``(D, C)`` for a linear head), ``b1`` ``(H,)``; an MLP adds
+    ``w2`` ``(H, C)`` and ``b2`` ``(C,)``.
+    """
 
     mean: np.ndarray
     scale: np.ndarray
@@ -112,21 +143,50 @@ class HeadParams:
     def hidden(self) -> int:
         return 0 if self.w2 is None else int(self.w1.shape[1])
 
+    @property
+    def dim(self) -> int:
+        return int(self.w1.shape[0])
+
+    @property
+    def outputs(self) -> int:
+        return int((self.w1 if self.w2 is None else self.w2).shape[1])
+
     def as_dict(self) -> dict[str, np.ndarray]:
         d = {"mean": self.mean, "scale": self.scale, "w1": self.w1, "b1": self.b1}
         if self.w2 is not None:
             d.update(w2=self.w2, b2=self.b2)
         return d
 
+    @classmethod
+    def from_dict(cls, arrays: dict[str, np.ndarray], *, source: str = "head") -> "HeadParams":
+        """Check shapes and values of saved arrays and build the head; :class:`BlemoreError` if they do not fit."""
+        missing = [k for k in ("mean", "scale", "w1", "b1") if k not in arrays]
+        if missing or (("w2" in arrays) != ("b2" in arrays)):
+            raise BlemoreError(f"{source}: the saved head lacks array(s) {', '.join(missing) or 'w2/b2'}")
+        a = {k: np.asarray(v) for k, v in arrays.items() if k in ("mean", "scale", "w1", "b1", "w2", "b2")}
+        for k, v in a.items():
+            if not np.issubdtype(v.dtype, np.floating) or not np.isfinite(v).all():
+                raise BlemoreError(f"{source}: array {k!r} is not finite floating-point data")
+        D = a["w1"].shape[0] if a["w1"].ndim == 2 else -1
+        ok = a["w1"].ndim == 2 and a["mean"].shape == (D,) and a["scale"].shape == (D,)
+        ok = ok and a["b1"].shape == (a["w1"].shape[1],) and bool((a["scale"] > 0).all())
+        if "w2" in a:
+            ok = ok and a["w2"].ndim == 2 and a["w2"].shape[0] == a["w1"].shape[1]
+            ok = ok and a["b2"].shape == (a["w2"].shape[1],)
+        if not ok:
+            shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in a.items())
+            raise BlemoreError(f"{source}: the saved head's arrays do not fit together ({shapes})")
+        return cls(**{k: v.astype(np.float32) for k, v in a.items()})
+
 
 @dataclass
 class TrainResult:
     """What :func:`train_members` returns.
 
-    ``eval_probs[m]``: ``(epochs, C_m, 6)`` probabilities of member m's eval clips
-    after every epoch; ``train_loss``: ``(epochs, M)`` mean batch loss;
-    ``final[m]``: weights after the last epoch; ``kept[m]``: ``(epoch, weights)``
-    of the last copy the callback asked for (epochs count from 1).
+    ``eval_probs[m]``: ``(epochs, C_m, K)`` outputs of member m's eval clips after every
+    epoch (probabilities for the ``kl`` loss); ``train_loss``: ``(epochs, M)`` mean batch
+    loss; ``final[m]``: weights after the last epoch; ``kept[key]``: ``(epoch, weights)`` of
+    the last copy the callback asked for under ``key`` (epochs count from 1).
     """
 
     eval_probs: list[np.ndarray]
@@ -136,7 +196,33 @@ class TrainResult:
     flops: float = 0.0
 
 
-EpochCallback = Callable[[int, list[np.ndarray], np.ndarray], "Sequence[int] | None"]
+EpochCallback = Callable[[int, list[np.ndarray], np.ndarray], "Sequence[object] | None"]
+
+
+# --------------------------------------------------------------------------- small shared pieces
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` CPU threads in torch (None: 1), then restore the previous setting."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads or 1)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a torch device; one line if CUDA is asked for and absent."""
+    text = str(device).strip().lower()
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "cuda" or text.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise BlemoreError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+        return torch.device(text)
+    raise BlemoreError(f"--device {device!r}: expected cpu, cuda or cuda:N")
 
 
 def fit_scaler(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,6 +232,40 @@ def fit_scaler(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     std = x64.std(dim=0, unbiased=False)
     std = torch.where(std > 0, std, torch.ones_like(std))
     return mean.float(), std.float()
+
+
+def init_linear(fan_in: int, fan_out: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.nn.Linear``'s default initialisation, drawn from ``g``: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+
+    Returns the weight as ``(fan_in, fan_out)`` (ready for ``x @ w``) and the bias.
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+    w = (torch.rand(fan_out, fan_in, generator=g) * 2 - 1) * bound
+    b = (torch.rand(fan_out, generator=g) * 2 - 1) * bound
+    return w.t().contiguous(), b
+
+
+def init_heads(
+    seeds: Sequence[int], dim: int, hidden: int, outputs: int
+) -> tuple[list[torch.Tensor], list[torch.Generator]]:
+    """Stacked initial weights ``[W1 (M,D,H), b1 (M,1,H)(, W2, b2)]`` and each member's generator.
+
+    Member m's generator is seeded with ``seeds[m]`` and draws its weights first (then, in
+    training, its shuffles), as when the member is trained alone.
+    """
+    gens, layers = [], []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(int(seed))
+        gens.append(g)
+        if hidden:
+            layers.append([*init_linear(dim, hidden, g), *init_linear(hidden, outputs, g)])
+        else:
+            layers.append(list(init_linear(dim, outputs, g)))
+    params = [torch.stack([lay[i] for lay in layers]) for i in range(len(layers[0]))]
+    params[1] = params[1].unsqueeze(1)
+    if hidden:
+        params[3] = params[3].unsqueeze(1)
+    return params, gens
 
 
 def epoch_batches(
@@ -176,262 +296,132 @@ def epoch_batches(
     return rows, wts
 
 
-def _init_linear(fan_in: int, fan_out: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
-    bound = 1.0 / math.sqrt(fan_in)
-    w = (torch.rand(fan_out, fan_in, generator=g) * 2 - 1) * bound
-    b = (torch.rand(fan_out, generator=g) * 2 - 1) * bound
-    return w.t().contiguous(), b
+def head_logits(params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Logits of stacked heads ``params`` on stacked rows ``x`` ``(M, R, D)`` -> ``(M, R, K)``."""
+    if len(params) == 4:
+        h = torch.baddbmm(params[1], x, params[0]).clamp_min_(0.0)
+        return torch.baddbmm(params[3], h, params[2])
+    return torch.baddbmm(params[1], x, params[0])
 
 
-def train_members(
-    X: np.ndarray,
-    targets: np.ndarray,
-    members: Sequence[Member],
-    *,
-    hidden: int,
-    config: TrainConfig = TrainConfig(),
-    on_epoch: EpochCallback | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> TrainResult:
-    """Train one head per member, all at once.
+# --------------------------------------------------------------------------- packing members
 
-    Parameters
-    ----------
-    X : (N, D) float array
-        Raw (unstandardised) rows; members index into it.
-    targets : (N, 6) float array
-        Soft targets (rows sum to 1).
-    members : sequence of :class:`Member`
-    hidden : int, keyword-only
-        Hidden width; 0 for a linear head.
-    config : :class:`TrainConfig`, keyword-only
-    on_epoch : callable, keyword-only
-        ``on_epoch(epoch, eval_probs, train_loss)`` after every epoch (epoch counts
-        from 1; ``eval_probs[m]`` is ``(C_m, 6)``; ``train_loss`` is ``(M,)``). It
-        returns the members whose current weights should be kept, or None; an
-        item ``(m, tag)`` keeps member m's weights under the key ``(m, tag)``.
-    progress : callable, keyword-only
-        Called with 1 after every epoch (e.g. ``tqdm.update``).
+
+@dataclass
+class PackedMembers:
+    """Every member's standardised rows, padded to common sizes (on the training device).
+
+    ``x_train`` ``(M, n_max, D)`` and ``t_train`` ``(M, n_max, K)``; ``x_eval``
+    ``(M, e_max, D)``; ``segments`` maps each padded eval row to ``m * c_max + clip`` (padding
+    to a dump slot ``M * c_max``); ``seg_count`` counts rows per slot.
     """
-    if len(members) == 0:
-        raise BlemoreError("nothing to train: no members")
-    threads = 1 if config.threads is None else config.threads
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        return _train(X, targets, members, hidden=hidden, config=config, on_epoch=on_epoch, progress=progress)
-    finally:
-        torch.set_num_threads(previous)
+
+    x_train: torch.Tensor
+    t_train: torch.Tensor
+    n_train: list[int]
+    means: list[torch.Tensor]
+    scales: list[torch.Tensor]
+    x_eval: torch.Tensor
+    n_clips: list[int]
+    segments: torch.Tensor
+    seg_count: torch.Tensor
+
+    @property
+    def n_members(self) -> int:
+        return len(self.n_train)
+
+    @property
+    def c_max(self) -> int:
+        return max(max(self.n_clips), 1)
 
 
-def _train(
-    X: np.ndarray,
-    targets: np.ndarray,
-    members: Sequence[Member],
-    *,
-    hidden: int,
-    config: TrainConfig,
-    on_epoch: EpochCallback | None,
-    progress: Callable[[int], None] | None,
-) -> TrainResult:
+def _eval_groups(mem: Member, n_eval: int, m: int) -> np.ndarray:
+    g = np.arange(n_eval) if mem.eval_groups is None else np.asarray(mem.eval_groups, dtype=np.int64)
+    if len(g) != n_eval:
+        raise BlemoreError(f"member {m}: eval_groups has {len(g)} entries for {n_eval} eval rows")
+    return g
+
+
+def pack_members(X: np.ndarray, targets: np.ndarray, members: Sequence[Member], *,
+                 device: torch.device | str = "cpu") -> PackedMembers:
+    """Standardise each member's training and evaluation rows with its own training statistics; pad and stack."""
     Xt = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32))
     Tt = torch.as_tensor(np.ascontiguousarray(targets, dtype=np.float32))
-    N, D = Xt.shape
-    M = len(members)
-    H = int(hidden)
-    B = int(config.batch_size)
-    C = Tt.shape[1]
+    D, K, M = Xt.shape[1], Tt.shape[1], len(members)
     for m, mem in enumerate(members):
         if len(mem.train) == 0:
             raise BlemoreError(f"member {m}: no training rows")
-
-    # --- per-member standardised training rows, padded to (M, Nmax, D) -----------------
     n_train = [len(m.train) for m in members]
-    n_max = max(n_train)
-    means, scales = [], []
-    Xtr = torch.zeros(M, n_max, D)
-    Ttr = torch.zeros(M, n_max, C)
+    n_eval = [len(m.eval) for m in members]
+    x_train, t_train = torch.zeros(M, max(n_train), D), torch.zeros(M, max(n_train), K)
+    x_eval = torch.zeros(M, max(max(n_eval), 1), D)
+    means, scales, groups = [], [], []
     for m, mem in enumerate(members):
         idx = torch.as_tensor(np.asarray(mem.train, dtype=np.int64))
         rows = Xt.index_select(0, idx)
         mu, sd = fit_scaler(rows)
         means.append(mu)
         scales.append(sd)
-        Xtr[m, : len(idx)] = (rows - mu) / sd
-        Ttr[m, : len(idx)] = Tt.index_select(0, idx)
-    Xtr_flat = Xtr.view(M * n_max, D)
-    Ttr_flat = Ttr.view(M * n_max, C)
-    # constant part of KL: sum t log t per row
-    tlogt = torch.where(Ttr_flat > 0, Ttr_flat * torch.log(Ttr_flat.clamp_min(1e-30)), torch.zeros(()))
-    tlogt = tlogt.sum(dim=1)
-
-    # --- evaluation rows, standardised per member, padded to (M, Emax, D) ----------------
-    n_eval = [len(m.eval) for m in members]
-    e_max = max(max(n_eval), 1)
-    Xev = torch.zeros(M, e_max, D)
-    groups = []
-    n_clips = []
-    for m, mem in enumerate(members):
+        x_train[m, : len(idx)] = (rows - mu) / sd
+        t_train[m, : len(idx)] = Tt.index_select(0, idx)
         if n_eval[m]:
-            idx = torch.as_tensor(np.asarray(mem.eval, dtype=np.int64))
-            Xev[m, : n_eval[m]] = (Xt.index_select(0, idx) - means[m]) / scales[m]
-        g = np.arange(n_eval[m]) if mem.eval_groups is None else np.asarray(mem.eval_groups, dtype=np.int64)
-        if len(g) != n_eval[m]:
-            raise BlemoreError(f"member {m}: eval_groups has {len(g)} entries for {n_eval[m]} eval rows")
-        groups.append(g)
-        n_clips.append(int(g.max()) + 1 if len(g) else 0)
-    c_max = max(max(n_clips), 1)
-    # flat segment ids for per-clip averaging of logits; padding goes to a dump slot
+            ev = torch.as_tensor(np.asarray(mem.eval, dtype=np.int64))
+            x_eval[m, : n_eval[m]] = (Xt.index_select(0, ev) - mu) / sd
+        groups.append(_eval_groups(mem, n_eval[m], m))
+    n_clips = [int(g.max()) + 1 if len(g) else 0 for g in groups]
+    c_max, e_max = max(max(n_clips), 1), x_eval.shape[1]
     seg = torch.full((M, e_max), M * c_max, dtype=torch.long)
     for m in range(M):
         seg[m, : n_eval[m]] = torch.as_tensor(groups[m]) + m * c_max
     seg = seg.view(-1)
     seg_count = torch.zeros(M * c_max + 1).index_add_(0, seg, torch.ones(M * e_max)).clamp_min(1.0)
+    dev = torch.device(device)
+    return PackedMembers(x_train.to(dev), t_train.to(dev), n_train, means, scales, x_eval.to(dev), n_clips,
+                         seg.to(dev), seg_count.to(dev))
 
-    # --- parameters (initialised from each member's generator) ------------------------
-    gens = []
-    W1s, b1s, W2s, b2s = [], [], [], []
-    for mem in members:
-        g = torch.Generator().manual_seed(int(mem.seed))
-        gens.append(g)
-        if H:
-            w1, b1 = _init_linear(D, H, g)
-            w2, b2 = _init_linear(H, C, g)
-            W2s.append(w2)
-            b2s.append(b2)
-        else:
-            w1, b1 = _init_linear(D, C, g)
-        W1s.append(w1)
-        b1s.append(b1)
-    params = [torch.stack(W1s), torch.stack(b1s).unsqueeze(1)]
-    if H:
-        params += [torch.stack(W2s), torch.stack(b2s).unsqueeze(1)]
-    exp_avg = [torch.zeros_like(p) for p in params]
-    exp_avg_sq = [torch.zeros_like(p) for p in params]
-    n_batches = np.array([math.ceil(n / B) for n in n_train])
-    S = int(n_batches.max())
-    offsets = torch.arange(M).view(M, 1) * n_max
-    loss_sum = torch.zeros(M)
-    flops = 0.0
-    out_dim = H if H else C
 
-    # Preallocated work buffers: large temporaries cost more (allocation, page faults)
-    # than the arithmetic at these sizes.
-    xbuf = torch.empty(M * B, D)
-    tbuf = torch.empty(M * B, C)
-    grads = [torch.empty_like(p) for p in params]
-    if H:
-        hbuf = torch.empty(M, B, H)
-        dhbuf = torch.empty(M, B, H)
-    logit_buf = torch.empty(M, B, C)
-    # Per-member views for the fused Adam kernel: a member that has no batch in a
-    # step is simply left out of the call (no update, its step count unchanged).
-    p_views = [[p[m] for p in params] for m in range(M)]
-    g_views = [[g[m] for g in grads] for m in range(M)]
-    m_views = [[t[m] for t in exp_avg] for m in range(M)]
-    v_views = [[t[m] for t in exp_avg_sq] for m in range(M)]
-    # One step counter per member, shared by its tensors (the kernel only reads it).
-    counters = [torch.zeros((), dtype=torch.float32) for _ in range(M)]
-    step_counts = [[counters[m]] * len(params) for m in range(M)]
-    use_fused = config.adam == "fused" and hasattr(torch, "_fused_adam_")
+# --------------------------------------------------------------------------- the update
 
-    def step(active: np.ndarray, rows: torch.Tensor, wts: torch.Tensor) -> None:
-        nonlocal flops
-        flat = rows.view(-1)
-        torch.index_select(Xtr_flat, 0, flat, out=xbuf)
-        torch.index_select(Ttr_flat, 0, flat, out=tbuf)
-        x = xbuf.view(M, B, D)
-        t = tbuf.view(M, B, C)
-        if H:
-            h = torch.baddbmm(params[1], x, params[0], out=hbuf).clamp_min_(0.0)
-            logits = torch.baddbmm(params[3], h, params[2], out=logit_buf)
-        else:
-            logits = torch.baddbmm(params[1], x, params[0], out=logit_buf)
-        logp = torch.log_softmax(logits, dim=2)
-        w = wts.unsqueeze(2)  # (M, B, 1): 1/batch size, 0 on padding and for idle members
-        G = (logp.exp() - t).mul_(w)  # d loss / d logits
-        row_loss = tlogt.index_select(0, flat).view(M, B) - (t * logp).sum(dim=2)
-        loss_sum.add_((row_loss * wts).sum(dim=1))
-        if H:
-            torch.bmm(h.transpose(1, 2), G, out=grads[2])
-            torch.sum(G, dim=1, keepdim=True, out=grads[3])
-            dh = torch.bmm(G, params[2].transpose(1, 2), out=dhbuf)
-            dh = torch.ops.aten.threshold_backward(dh, h, 0.0)  # ReLU's gradient
-            torch.bmm(x.transpose(1, 2), dh, out=grads[0])
-            torch.sum(dh, dim=1, keepdim=True, out=grads[1])
-        else:
-            torch.bmm(x.transpose(1, 2), G, out=grads[0])
-            torch.sum(G, dim=1, keepdim=True, out=grads[1])
-        flops += 2.0 * M * B * D * out_dim * 2 + (2.0 * M * B * H * C * 3 if H else 0.0)
-        ids = range(M) if active.all() else np.flatnonzero(active).tolist()
+
+class BatchedAdam:
+    """``torch.optim.Adam`` (L2 weight decay) on stacked parameters, one step count per member.
+
+    :meth:`step` updates only the members asked for, through per-member views of the
+    stacked tensors (torch's fused kernel, or ``_foreach`` operations).
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], config: TrainConfig) -> None:
+        M = params[0].shape[0]
+        self.config = config
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.p_views = [[p[m] for p in params] for m in range(M)]
+        self.g_views = [[g[m] for g in grads] for m in range(M)]
+        self.m_views = [[t[m] for t in self.exp_avg] for m in range(M)]
+        self.v_views = [[t[m] for t in self.exp_avg_sq] for m in range(M)]
+        # One step counter per member, shared by its tensors (the kernel only reads it).
+        self.counters = [torch.zeros((), dtype=torch.float32, device=params[0].device) for _ in range(M)]
+        self.step_counts = [[self.counters[m]] * len(params) for m in range(M)]
+        self.fused = config.adam == "fused" and hasattr(torch, "_fused_adam_")
+
+    def step(self, members: Sequence[int]) -> None:
         ps, gs, ms, vs, sts = [], [], [], [], []
-        for m in ids:
-            ps += p_views[m]
-            gs += g_views[m]
-            ms += m_views[m]
-            vs += v_views[m]
-            sts += step_counts[m]
-        torch._foreach_add_([counters[m] for m in ids], 1.0)
-        if use_fused:
-            # torch.optim.Adam(fused=True)'s kernel: L2 weight decay added to the gradient.
+        for m in members:
+            ps += self.p_views[m]
+            gs += self.g_views[m]
+            ms += self.m_views[m]
+            vs += self.v_views[m]
+            sts += self.step_counts[m]
+        torch._foreach_add_([self.counters[m] for m in members], 1.0)
+        c = self.config
+        if self.fused:
             torch._fused_adam_(
                 ps, gs, ms, vs, [], sts,
-                lr=config.lr, beta1=config.beta1, beta2=config.beta2,
-                weight_decay=config.weight_decay, eps=config.eps, amsgrad=False, maximize=False,
+                lr=c.lr, beta1=c.beta1, beta2=c.beta2, weight_decay=c.weight_decay, eps=c.eps,
+                amsgrad=False, maximize=False,
             )
         else:
-            _foreach_adam(ps, gs, ms, vs, [float(t) for t in sts], config)
-
-    def evaluate() -> list[np.ndarray]:
-        nonlocal flops
-        with torch.inference_mode():
-            if H:
-                h = torch.baddbmm(params[1], Xev, params[0]).clamp_min_(0.0)
-                logits = torch.baddbmm(params[3], h, params[2])
-            else:
-                logits = torch.baddbmm(params[1], Xev, params[0])
-            flops += 2.0 * M * e_max * D * out_dim
-            sums = torch.zeros(M * c_max + 1, C).index_add_(0, seg, logits.reshape(-1, C))
-            probs = torch.softmax(sums / seg_count.unsqueeze(1), dim=1)[:-1].view(M, c_max, C).numpy()
-        return [probs[m, : n_clips[m]].astype(np.float64) for m in range(M)]
-
-    def snapshot(m: int) -> HeadParams:
-        hp = HeadParams(
-            mean=means[m].numpy().copy(),
-            scale=scales[m].numpy().copy(),
-            w1=params[0][m].numpy().copy(),
-            b1=params[1][m, 0].numpy().copy(),
-        )
-        if H:
-            hp.w2 = params[2][m].numpy().copy()
-            hp.b2 = params[3][m, 0].numpy().copy()
-        return hp
-
-    eval_probs = [np.zeros((config.epochs, n_clips[m], C)) for m in range(M)]
-    train_loss = np.zeros((config.epochs, M))
-    kept: dict = {}
-    for epoch in range(1, config.epochs + 1):
-        rows, wts = epoch_batches(n_train, n_batches, B, gens)
-        rows += offsets.view(1, M, 1)
-        loss_sum.zero_()
-        with torch.no_grad():
-            for s in range(S):
-                step(s < n_batches, rows[s], wts[s])
-        ep_loss = (loss_sum / torch.as_tensor(n_batches, dtype=torch.float32)).numpy().astype(np.float64)
-        train_loss[epoch - 1] = ep_loss
-        probs = evaluate()
-        for m in range(M):
-            eval_probs[m][epoch - 1] = probs[m]
-        if on_epoch is not None:
-            keep = on_epoch(epoch, probs, ep_loss)
-            for key in keep or ():
-                m = key[0] if isinstance(key, tuple) else int(key)
-                kept[key] = (epoch, snapshot(m))
-        if progress is not None:
-            progress(1)
-    final = [snapshot(m) for m in range(M)]
-    return TrainResult(eval_probs=eval_probs, train_loss=train_loss, final=final, kept=kept, flops=flops)
+            _foreach_adam(ps, gs, ms, vs, [float(t) for t in sts], c)
 
 
 def _foreach_adam(
@@ -455,8 +445,187 @@ def _foreach_adam(
     torch._foreach_addcdiv_(ps, ms, denom, [-config.lr / b for b in bc1])
 
 
-def forward_probs(params: HeadParams, X: np.ndarray, *, groups: np.ndarray | None = None) -> np.ndarray:
-    """Probabilities of a trained head on raw rows ``X`` (logits averaged per group)."""
+# --------------------------------------------------------------------------- one step, one evaluation
+
+
+class _Steps:
+    """The training step of all members on preallocated buffers (large temporaries cost more than the arithmetic)."""
+
+    def __init__(self, packed: PackedMembers, params: list[torch.Tensor], loss: Loss, config: TrainConfig) -> None:
+        M, n_max, D = packed.x_train.shape
+        K = packed.t_train.shape[2]
+        B = int(config.batch_size)
+        dev = packed.x_train.device
+        self.packed, self.params, self.loss = packed, params, loss
+        self.M, self.B, self.D, self.K = M, B, D, K
+        self.H = params[0].shape[2] if len(params) == 4 else 0
+        self.x_flat = packed.x_train.view(M * n_max, D)
+        self.t_flat = packed.t_train.view(M * n_max, K)
+        self.constant = loss.constant(self.t_flat.cpu()).to(dev)
+        self.offsets = (torch.arange(M) * n_max).view(1, M, 1)
+        self.xbuf, self.tbuf = torch.empty(M * B, D, device=dev), torch.empty(M * B, K, device=dev)
+        self.grads = [torch.empty_like(p) for p in params]
+        if self.H:
+            self.hbuf = torch.empty(M, B, self.H, device=dev)
+            self.dhbuf = torch.empty(M, B, self.H, device=dev)
+        self.logit_buf = torch.empty(M, B, K, device=dev)
+        self.loss_sum = torch.zeros(M, device=dev)
+        self.optimiser = BatchedAdam(params, self.grads, config)
+        self.flops = 0.0
+
+    def __call__(self, active: np.ndarray, rows: torch.Tensor, wts: torch.Tensor) -> None:
+        M, B, D, K, H, params, grads = self.M, self.B, self.D, self.K, self.H, self.params, self.grads
+        flat = rows.view(-1)
+        torch.index_select(self.x_flat, 0, flat, out=self.xbuf)
+        torch.index_select(self.t_flat, 0, flat, out=self.tbuf)
+        x, t = self.xbuf.view(M, B, D), self.tbuf.view(M, B, K)
+        if H:
+            h = torch.baddbmm(params[1], x, params[0], out=self.hbuf).clamp_min_(0.0)
+            logits = torch.baddbmm(params[3], h, params[2], out=self.logit_buf)
+        else:
+            logits = torch.baddbmm(params[1], x, params[0], out=self.logit_buf)
+        G, logp = self.loss.gradient(logits, t, wts.unsqueeze(2))  # weights: 1/batch size, 0 on padding
+        row_loss = self.loss.row_loss(logits, t, self.constant.index_select(0, flat).view(M, B), logp)
+        self.loss_sum.add_((row_loss * wts).sum(dim=1))
+        if H:
+            torch.bmm(h.transpose(1, 2), G, out=grads[2])
+            torch.sum(G, dim=1, keepdim=True, out=grads[3])
+            dh = torch.bmm(G, params[2].transpose(1, 2), out=self.dhbuf)
+            dh = torch.ops.aten.threshold_backward(dh, h, 0.0)  # ReLU's gradient
+            torch.bmm(x.transpose(1, 2), dh, out=grads[0])
+            torch.sum(dh, dim=1, keepdim=True, out=grads[1])
+        else:
+            torch.bmm(x.transpose(1, 2), G, out=grads[0])
+            torch.sum(G, dim=1, keepdim=True, out=grads[1])
+        out_dim = H if H else K
+        self.flops += 2.0 * M * B * D * out_dim * 2 + (2.0 * M * B * H * K * 3 if H else 0.0)
+        self.optimiser.step(range(M) if active.all() else np.flatnonzero(active).tolist())
+
+
+def _evaluate(packed: PackedMembers, params: list[torch.Tensor], loss: Loss) -> list[np.ndarray]:
+    """Every member's outputs on its eval clips (rows' logits averaged per clip, then the loss's output)."""
+    M, c_max = packed.n_members, packed.c_max
+    with torch.inference_mode():
+        logits = head_logits(params, packed.x_eval)
+        K = logits.shape[2]
+        sums = torch.zeros(M * c_max + 1, K, device=logits.device).index_add_(0, packed.segments, logits.reshape(-1, K))
+        out = loss.output(sums / packed.seg_count.unsqueeze(1))[:-1].view(M, c_max, K).cpu().numpy()
+    return [out[m, : packed.n_clips[m]].astype(np.float64) for m in range(M)]
+
+
+def _snapshot(packed: PackedMembers, params: list[torch.Tensor], m: int) -> HeadParams:
+    arrays = [p[m].detach().cpu().numpy().copy() for p in params]
+    hp = HeadParams(mean=packed.means[m].numpy().copy(), scale=packed.scales[m].numpy().copy(),
+                    w1=arrays[0], b1=arrays[1][0])
+    if len(params) == 4:
+        hp.w2, hp.b2 = arrays[2], arrays[3][0]
+    return hp
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_members(
+    X: np.ndarray,
+    targets: np.ndarray,
+    members: Sequence[Member],
+    *,
+    hidden: int,
+    config: TrainConfig = TrainConfig(),
+    loss: LossName | Loss = "kl",
+    on_epoch: EpochCallback | None = None,
+    progress: Callable[[int], None] | None = None,
+    keep: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> TrainResult:
+    """Train one head per member, all at once.
+
+    Parameters
+    ----------
+    X : (N, D) float array
+        Raw (unstandardised) rows; members index into it.
+    targets : (N, K) float array
+        Targets of the loss (soft labels summing to 1 for ``kl``).
+    members : sequence of :class:`Member`
+    hidden : int, keyword-only
+        Hidden width; 0 for a linear head.
+    config : :class:`TrainConfig`, keyword-only
+    loss : ``"kl"`` (default), ``"salience"`` or a :class:`~blemore.models.losses.Loss`, keyword-only
+    on_epoch : callable, keyword-only
+        ``on_epoch(epoch, eval_outputs, train_loss)`` after every epoch (epoch counts from 1;
+        ``eval_outputs[m]`` is ``(C_m, K)``; ``train_loss`` is ``(M,)``). It returns the
+        members whose current weights should be kept, or None; an item ``(m, tag)`` keeps
+        member m's weights under the key ``(m, tag)``, an int m under ``m``.
+    progress : callable, keyword-only
+        Called with 1 after every epoch (e.g. ``tqdm.update``).
+    keep : callable, keyword-only
+        What to store of a member's outputs after each epoch (e.g. the decoded labels, far
+        smaller than 36 probabilities); default: the outputs as float32 (they are float32
+        softmax values, so nothing is lost; :attr:`TrainResult.eval_probs` is float64).
+    """
+    if len(members) == 0:
+        raise BlemoreError("nothing to train: no members")
+    the_loss = LOSSES[loss] if isinstance(loss, str) else loss
+    with torch_threads(config.threads):
+        device = resolve_device(config.device)
+        packed = pack_members(X, targets, members, device=device)
+        params, gens = init_heads([m.seed for m in members], packed.x_train.shape[2], int(hidden),
+                                  packed.t_train.shape[2])
+        params = [p.to(device) for p in params]
+        return _train(packed, params, gens, the_loss, config, on_epoch, progress, keep)
+
+
+def _as_float32(outputs: np.ndarray) -> np.ndarray:
+    return outputs.astype(np.float32)
+
+
+def _train(packed: PackedMembers, params: list[torch.Tensor], gens: list[torch.Generator], loss: Loss,
+           config: TrainConfig, on_epoch: EpochCallback | None, progress: Callable[[int], None] | None,
+           keep: Callable[[np.ndarray], np.ndarray] | None) -> TrainResult:
+    M, B = packed.n_members, int(config.batch_size)
+    steps = _Steps(packed, params, loss, config)
+    n_batches = np.array([math.ceil(n / B) for n in packed.n_train])
+    store = keep or _as_float32
+    eval_probs: list[np.ndarray] = []
+    train_loss = np.zeros((config.epochs, M))
+    kept: dict = {}
+    for epoch in range(1, config.epochs + 1):
+        rows, wts = epoch_batches(packed.n_train, n_batches, B, gens)
+        rows = (rows + steps.offsets.view(1, M, 1)).to(params[0].device)
+        wts = wts.to(params[0].device)
+        steps.loss_sum.zero_()
+        with torch.no_grad():
+            for s in range(int(n_batches.max())):
+                steps(s < n_batches, rows[s], wts[s])
+        ep_loss = (steps.loss_sum.cpu() / torch.as_tensor(n_batches, dtype=torch.float32)).numpy().astype(np.float64)
+        train_loss[epoch - 1] = ep_loss
+        probs = _evaluate(packed, params, loss)
+        steps.flops += 2.0 * M * packed.x_eval.shape[1] * packed.x_eval.shape[2] * (params[0].shape[2])
+        for m in range(M):
+            kept_outputs = store(probs[m])
+            if epoch == 1:
+                eval_probs.append(np.zeros((config.epochs, *kept_outputs.shape), dtype=kept_outputs.dtype))
+            eval_probs[m][epoch - 1] = kept_outputs
+        if on_epoch is not None:
+            for key in on_epoch(epoch, probs, ep_loss) or ():
+                m = key[0] if isinstance(key, tuple) else int(key)
+                kept[key] = (epoch, _snapshot(packed, params, m))
+        if progress is not None:
+            progress(1)
+    final = [_snapshot(packed, params, m) for m in range(M)]
+    if keep is None:
+        eval_probs = [e.astype(np.float64) for e in eval_probs]
+    return TrainResult(eval_probs=eval_probs, train_loss=train_loss, final=final, kept=kept, flops=steps.flops)
+
+
+# --------------------------------------------------------------------------- a trained head on new rows
+
+
+def forward_outputs(params: HeadParams, X: np.ndarray, *, groups: np.ndarray | None = None,
+                    loss: LossName | Loss = "kl") -> np.ndarray:
+    """Outputs of a trained head on raw rows ``X`` (logits averaged per group, then the loss's output)."""
+    the_loss = LOSSES[loss] if isinstance(loss, str) else loss
+    if np.asarray(X).ndim != 2 or np.asarray(X).shape[1] != params.dim:
+        raise BlemoreError(f"the head expects rows of {params.dim} features, got shape {np.asarray(X).shape}")
     x = (torch.as_tensor(np.asarray(X, dtype=np.float32)) - torch.as_tensor(params.mean)) / torch.as_tensor(
         params.scale
     )
@@ -470,4 +639,9 @@ def forward_probs(params: HeadParams, X: np.ndarray, *, groups: np.ndarray | Non
             sums = torch.zeros(n, z.shape[1]).index_add_(0, g, z)
             cnt = torch.zeros(n).index_add_(0, g, torch.ones(len(g))).clamp_min(1.0)
             z = sums / cnt.unsqueeze(1)
-        return torch.softmax(z, dim=1).numpy().astype(np.float64)
+        return the_loss.output(z).numpy().astype(np.float64)
+
+
+def forward_probs(params: HeadParams, X: np.ndarray, *, groups: np.ndarray | None = None) -> np.ndarray:
+    """Probabilities of a trained KL head on raw rows ``X`` (logits averaged per group before the softmax)."""
+    return forward_outputs(params, X, groups=groups, loss=KL)

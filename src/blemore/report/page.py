@@ -920,6 +920,11 @@ def write_report(
     data = load_run(Path(run))
     out = report_path(data.run, out)
     page = render_report(data, feature_set=feature_set, model=model, progress=progress)
+    from blemore.protocol.runfolder import RunFolder, is_run_folder
+
+    if is_run_folder(data.run) and out.resolve().parent == data.run.resolve():
+        RunFolder.open(data.run).add(out.name, lambda p: save_page(page, p))
+        return out
     return save_page(page, out)
 
 

@@ -256,7 +256,7 @@ def write_sample_run(
 
     results += _trivial_rows(truth, folds, test_truth if test_labels else None, n_test)
     if "results" in parts:
-        from blemore.protocol.benchmark import RESULT_COLUMNS
+        from blemore.protocol.results import RESULT_COLUMNS
 
         table = pd.DataFrame(results)[RESULT_COLUMNS]
         table.to_csv(run / "results.csv", index=False)

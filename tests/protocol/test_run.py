@@ -1,4 +1,4 @@
-"""The paper's protocol end to end on generated features with a planted signal (engineer B)."""
+"""The paper's protocol end to end (the baseline) on generated features with a planted signal."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ from typer.testing import CliRunner
 
 from tests.support.planted import planted  # noqa: E402
 from blemore.cli import app
-from blemore.protocol.benchmark import CURVE_COLUMNS, RESULT_COLUMNS, BenchmarkConfig, run_benchmark
+from blemore.protocol.config import RunConfig
+from blemore.protocol.results import CURVE_COLUMNS, RESULT_COLUMNS
+from blemore.protocol.run import run_benchmark
 from blemore.submission import read_predictions
 
 EPOCHS = 8
 LR = 3e-3
 
 
-def _config(data: dict, out: Path, **kw) -> BenchmarkConfig:
+def _config(data: dict, out: Path, **kw) -> RunConfig:
     base = dict(
         features=data["sources"],
         train_metadata=data["train_metadata"],
@@ -32,7 +34,7 @@ def _config(data: dict, out: Path, **kw) -> BenchmarkConfig:
         progress=False,
     )
     base.update(kw)
-    return BenchmarkConfig(**base)
+    return RunConfig(**base)
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +73,13 @@ def test_run_folder_layout(run):
             assert len(pd.read_csv(run / "predictions" / f"{stem}__test.csv")) == 4 * 36
             g = np.load(run / "grids" / f"{stem}.npz")
             assert g["presence"].shape == (5, 20, 20) and g["salience"].shape == (5, 20, 20)
-            preds = read_predictions(run / "submission" / f"{stem}.zip")
-            assert len(preds) == 4 * 36
-            with zipfile.ZipFile(run / "submission" / f"{stem}.zip") as z:
-                assert "predictions" in json.loads(z.read(z.namelist()[0]))
+            for zname in (f"baseline__{stem}.zip", f"baseline__{stem}.paper.zip"):
+                preds = read_predictions(run / "submission" / zname)
+                assert len(preds) == 4 * 36
+                with zipfile.ZipFile(run / "submission" / zname) as z:
+                    assert "predictions" in json.loads(z.read(z.namelist()[0]))
+            model = json.loads((run / "models" / f"baseline__{stem}" / "model.json").read_text())
+            assert set(model["rules"]) == {"pooled", "paper"}
         cf = np.load(run / "clip_features" / f"{fs}.npz")
         assert cf["X"].shape[0] == 19 * 36 and len(cf["filenames"]) == 19 * 36
     cfg = json.loads((run / "config.json").read_text())
@@ -126,7 +131,7 @@ def test_same_seed_identical_results(data, tmp_path):
 def test_windows_from_frame_folders(tmp_path):
     d = planted(tmp_path, n_actors=10, n_test_actors=2, dim=6, frames=True, sources=1)
     out = run_benchmark(
-        BenchmarkConfig(
+        RunConfig(
             features=d["sources"], train_metadata=d["train_metadata"], test_metadata=d["test_metadata"],
             models=["linear"], representation="windows", window=8, epochs=3, lr=LR, out=tmp_path / "w",
             progress=False,
@@ -155,8 +160,8 @@ def test_unlabeled_test_clips_still_predicted(data, tmp_path):
     )
     results = pd.read_csv(out / "results.csv", dtype={"fold": str})
     assert not ({"test", "test-pooled"} & set(results.fold))
-    preds = read_predictions(out / "submission" / "s0__linear.json")
-    assert sorted(preds) == sorted(mapping.values())
+    preds = read_predictions(out / "submission" / "baseline__s0__linear.zip")
+    assert sorted(preds) == sorted(f"{v}.mov" for v in mapping.values())
 
 
 # ---------------------------------------------------------------- command line
@@ -178,7 +183,7 @@ def test_cli_benchmark_and_predict(data, tmp_path):
               "-o", tmp_path / "pred"])
     assert r.exit_code == 0, r.output
     preds = read_predictions(tmp_path / "pred" / "submission.zip")
-    assert len(preds) == 4 * 36
+    assert len(preds) == 4 * 36 and preds == read_predictions(out / "submission" / "baseline__a__linear.zip")
     run_test = pd.read_csv(out / "predictions" / "a__linear__test.csv")
     again = pd.read_csv(tmp_path / "pred" / "probabilities.csv")
     np.testing.assert_allclose(again[["ang", "hap", "neu"]], run_test[["ang", "hap", "neu"]], rtol=1e-5, atol=1e-6)
@@ -200,7 +205,7 @@ def _assert_user_error(r, pattern: str, out: Path):
     assert len(lines) == 1 and lines[0].startswith("blemore: error:"), r.output
     assert pattern in lines[0], lines[0]
     assert not out.exists()
-    assert not any(p.name.startswith(f".{out.name}.tmp") for p in out.parent.iterdir())
+    assert not any(p.name.startswith(f".{out.name}.") for p in out.parent.iterdir())
 
 
 def test_cli_bad_inputs(data, tmp_path):
@@ -244,31 +249,41 @@ def test_cli_bad_inputs(data, tmp_path):
 def test_cli_predict_bad_inputs(run, data, tmp_path):
     r = _cli(["predict", tmp_path / "nope", "-f", f"s0={data['sources']['s0']}"])
     assert r.exit_code == 2 and "no such run folder" in r.output
-    r = _cli(["predict", run, "-f", f"s0={data['sources']['s0']}", "--set", "s0+s1"])
-    assert r.exit_code == 2 and "needs --features for s1" in r.output
+    r = _cli(["predict", run, "-f", f"s0={data['sources']['s0']}", "--method", "baseline", "--set", "s0+s1"])
+    assert r.exit_code == 2 and "needs -f/--features for s1" in r.output
+    r = _cli(["predict", run, "-f", f"s0={data['sources']['s0']}", "--metadata", data["train_metadata"],
+              "--method", "baseline", "--set", "s0", "-o", tmp_path / "p"])
+    assert r.exit_code == 2 and "are training clips of the run" in r.output and not (tmp_path / "p").exists()
 
 
-def test_paper_rule_best_fold_epochs(data, tmp_path):
-    out = run_benchmark(_config(data, tmp_path / "bf", sets=["s0"], models=["mlp256"], epochs=5,
-                                paper_epochs="best-fold", submission_rule="paper"))
+@pytest.mark.parametrize("rule", ["best-fold-epochs", "retrain-100", "best-fold-checkpoint"])
+def test_paper_test_rules(data, tmp_path, rule):
+    epochs = 101 if rule == "retrain-100" else 5
+    out = run_benchmark(_config(data, tmp_path / "bf", sets=["s0"], models=["linear"], epochs=epochs,
+                                paper_test=rule))
     results = pd.read_csv(out / "results.csv", dtype={"fold": str})
     sel = results[(results.method == "baseline")].set_index("fold")
     folds = sel.loc[["0", "1", "2", "3", "4"]]
     best = folds.iloc[int(np.argmax(folds.score.to_numpy()))]
-    assert int(sel.loc["test", "epoch"]) == int(best.epoch)
+    expected = {"best-fold-epochs": int(best.epoch), "retrain-100": 100, "best-fold-checkpoint": int(best.epoch)}
+    assert int(sel.loc["test", "epoch"]) == expected[rule]
     assert sel.loc["test", "alpha"] == best.alpha and sel.loc["test", "beta"] == best.beta
-    # predict reproduces the run's own test predictions (paper rule, that epoch's weights)
+    model = json.loads((out / "models" / "baseline__s0__linear" / "model.json").read_text())
+    assert model["rules"]["paper"]["paper_test"] == rule and model["rules"]["paper"]["best_fold"] == int(best.name)
+    # predict reproduces the run's own paper-rule test predictions from the saved weights
     r = _cli(["predict", out, "-f", f"s0={data['sources']['s0']}", "--metadata", data["test_metadata"],
-              "-o", tmp_path / "p", "--rule", "paper"])
+              "-o", tmp_path / "p", "--method", "baseline", "--rule", "paper"])
     assert r.exit_code == 0, r.output
-    again = pd.read_csv(tmp_path / "p" / "probabilities.csv")
-    run_test = pd.read_csv(out / "predictions" / "s0__mlp256__test.csv")
-    np.testing.assert_allclose(again[["ang", "sad"]], run_test[["ang", "sad"]], rtol=1e-5, atol=1e-6)
+    assert read_predictions(tmp_path / "p" / "submission.zip") == read_predictions(
+        out / "submission" / "baseline__s0__linear.paper.zip")
 
 
-def test_cli_predict_every_clip_with_features(run, data, tmp_path):
+def test_cli_predict_defaults_to_the_runs_test_clips_and_its_best(run, data, tmp_path):
     r = _cli(["predict", run, "-f", f"s0={data['sources']['s0']}", "-f", f"s1={data['sources']['s1']}",
               "-o", tmp_path / "all"])
     assert r.exit_code == 0, r.output
-    assert "s0+s1 / mlp256" in r.output  # the best pooled validation score of the run
-    assert len(read_predictions(tmp_path / "all" / "predictions.json")) == 19 * 36
+    best = json.loads((run / "best.json").read_text())
+    chosen = best["chosen"]
+    assert f"{chosen['method']} / {chosen['feature_set']} / {chosen['model']}" in r.output
+    assert len(read_predictions(tmp_path / "all" / "predictions.json")) == 4 * 36
+    assert "checked against the test metadata: 144 clips" in r.output
