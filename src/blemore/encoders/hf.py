@@ -1,13 +1,20 @@
-"""Pretrained encoders by Hugging Face model id, through ``transformers`` and its local cache.
+"""Pretrained encoders through ``transformers``: by Hugging Face model id or from a local folder.
 
 - audio (16 kHz waveform -> 50 frames/s): WavLM, HuBERT, wav2vec 2.0;
-- video: CLIP ViT (one vector per frame: the CLS token), VideoMAE (one vector per
-  non-overlapping window of ``num_frames`` (16) frames: the mean over its tokens).
+- video: CLIP ViT (one vector per frame: the CLS token, or its projected image embedding),
+  VideoMAE (one vector per non-overlapping window of ``num_frames`` (16) frames: the mean
+  over its tokens).
 
-Weights are read from the local cache only (``local_files_only=True``); a model that is
-not cached raises :class:`BlemoreError` saying how to fetch it on a machine with
-internet. ``model=`` injects an already built model (tests build the same
+Weights are read from the local Hugging Face cache only (``local_files_only=True``), or from
+a local folder written by ``save_pretrained`` (``hubert-large=/models/hubert-large-ll60k``);
+a model that is not there raises :class:`BlemoreError` saying how to fetch it on a machine
+with internet. ``model=`` injects an already built model (tests build the same
 architectures from small random configs and go through this very code).
+
+The paper's settings: HuBERT Large's *last hidden state* (s3prl's ``hubert_large_ll60k``
+``last_hidden_state``: the output of the final layer norm, ``hidden_states[24]`` here) is
+``hubert-large``'s default layer; the paper's CLIP is ``clip-b32``, the projected image
+embedding of ViT-B/32 (``get_image_features``, 512 values) of every frame.
 
 Layers: ``hidden_states[0]`` is the input embedding, ``hidden_states[i]`` the output of
 block ``i``; a range ``a-b`` is the mean of ``hidden_states[a..b]``. Blocks after the
@@ -31,16 +38,22 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from blemore.encoders.base import Encoder
+from blemore.encoders.base import PRECISIONS, BuildRequest, Encoder, Precision, check_precision
+from blemore.encoders.facecrop import FaceCrop, model_video_spec
 from blemore.errors import BlemoreError
-from blemore.encoders.facecrop import FaceCropper  # noqa: F401  (importable from here too)
-from blemore.media.decoder import VideoSpec, centre_square
+from blemore.media.decoder import centre_square
 
 __all__ = [
+    "ModelEncoder",
     "HFAudioEncoder",
     "CLIPEncoder",
     "VideoMAEEncoder",
     "PRECISIONS",
+    "Precision",
+    "build_audio",
+    "build_clip",
+    "build_clip_projected",
+    "build_videomae",
     "check_precision",
     "load_pretrained",
     "resolve_device",
@@ -50,7 +63,6 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_device(device: str):
@@ -67,13 +79,6 @@ def resolve_device(device: str):
     return torch.device(device)
 
 
-def check_precision(precision: str) -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`, else :class:`BlemoreError`."""
-    if precision not in PRECISIONS:
-        raise BlemoreError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    return precision
-
-
 def _effective_precision(precision: str, device_type: str) -> str:
     """``"auto"`` -> ``"bf16"`` on CUDA, ``"fp32"`` elsewhere; ``"fp32"`` / ``"bf16"`` as given."""
     if check_precision(precision) == "auto":
@@ -81,10 +86,13 @@ def _effective_precision(precision: str, device_type: str) -> str:
     return precision
 
 
-def load_pretrained(model_id: str, *, revision: str | None = None, cls: Any = None):
-    """Load ``model_id`` from the local Hugging Face cache only (never downloads)."""
+def load_pretrained(model_id: str, *, revision: str | None = None, cls: Any = None, local: bool = False):
+    """Load ``model_id`` from the local Hugging Face cache only (never downloads); with
+    ``local``, ``model_id`` is a folder written by ``save_pretrained``."""
     if cls is None:
         from transformers import AutoModel as cls
+    if local:
+        return _load_local(model_id, cls)
     try:
         return cls.from_pretrained(model_id, revision=revision, local_files_only=True)
     except (OSError, ValueError, EnvironmentError) as exc:
@@ -95,6 +103,19 @@ def load_pretrained(model_id: str, *, revision: str | None = None, cls: Any = No
             f"`huggingface-cli download {model_id}`), then copy that cache here or set HF_HOME to it "
             f"[{type(exc).__name__}]"
         ) from None
+
+
+def _load_local(path: str, cls: Any):
+    if not os.path.isdir(path):
+        raise BlemoreError(
+            f"{path}: a local model for this encoder is a folder written by save_pretrained "
+            "(config.json and the weights), not a single file"
+        )
+    try:
+        return cls.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise BlemoreError(f"{path}: not a Hugging Face model folder of this family ({reason})") from None
 
 
 def _layer_range(layers, n_layers: int, spec_name: str) -> tuple[int, int]:
@@ -132,9 +153,15 @@ def _truncate(model, keep: int) -> None:
     # an unknown layout: run the whole model (same result, more work)
 
 
-class _TorchEncoder(Encoder):
+class ModelEncoder(Encoder):
+    """The shared part of the model encoders: device, precision, layer choice, frames, pixels.
+
+    A subclass builds its model, calls :meth:`_setup`, and for video sets ``image_size``,
+    ``pixel_mean`` / ``pixel_std`` and calls :meth:`_face_setup`.
+    """
+
     def _setup(self, model, *, base_name: str, model_id: str, revision: str | None, layers,
-               device: str, batch_size: int, n_layers: int, precision: str) -> None:
+               device: str, batch_size: int, n_layers: int, precision: Precision) -> None:
         import torch
 
         self.torch = torch
@@ -170,21 +197,17 @@ class _TorchEncoder(Encoder):
         out = {**super().settings(), "n_layers": self.n_layers, "device_type": self.device.type,
                "precision": self.precision}
         if self.modality == "video":
-            out["face_crop"] = self.video is not None and self.video.crop == "face"
+            out["face_crop"] = self.video is not None and isinstance(self.video.transform, FaceCrop)
         return out
 
     # video encoders: optional face crop, then a square of the model's image size
-    def _face_setup(self, face_crop: bool, fps: float) -> None:
-        """The frames this encoder asks the decoder for: the centre square at the model's size,
-        or, with ``face_crop``, a square around the face (found by MediaPipe's detector in
-        the decoding worker, :mod:`blemore.encoders.facecrop`) from frames decoded at twice that size."""
+    def _face_setup(self, face_crop: bool, fps: float | None) -> None:
+        """The frames this encoder asks the decoder for (:func:`~blemore.encoders.facecrop.model_video_spec`):
+        the centre square at the model's size, or, with ``face_crop``, a square around the face
+        (folder name ``...-face``)."""
+        self.video = model_video_spec(fps=fps, image_size=self.image_size, face_crop=face_crop)
         if face_crop:
-            from blemore.encoders.facecrop import import_mediapipe
-
-            import_mediapipe("--face-crop")  # checked here: the crop itself runs in the decoding workers
             self.name = f"{self.name}-face"
-        side = self.image_size * (2 if face_crop else 1)
-        self.video = VideoSpec(fps=fps, short_side=side, crop="face" if face_crop else "centre")
 
     def _pixels(self, clips: Sequence[np.ndarray]):
         """Clips of uint8 frames (T_i, H_i, W_i, 3) -> float32 (sum T_i, 3, S, S) on the device.
@@ -207,8 +230,14 @@ class _TorchEncoder(Encoder):
         self.model = None
 
 
-class HFAudioEncoder(_TorchEncoder):
+class HFAudioEncoder(ModelEncoder):
     """WavLM / HuBERT / wav2vec 2.0: hidden states at 50 frames per second.
+
+    Without ``layers`` (or with ``"last"``) the features are the model's *last hidden
+    state*: the output after the final layer norm (``last_hidden_state``; name without a
+    layer suffix). A layer ``N`` is ``hidden_states[N]``, the output of block ``N`` (with
+    transformers 5, for ``N`` = the last block that is the state *before* the final layer
+    norm of the layer-norm-first models, WavLM / HuBERT / wav2vec 2.0 Large).
 
     The batch is zero-padded and goes to the device; there each waveform is normalised
     to zero mean and unit variance when the model's feature extractor asks for it
@@ -222,9 +251,10 @@ class HFAudioEncoder(_TorchEncoder):
 
     def __init__(self, *, base_name: str, model_id: str, revision: str | None = None, layers=None,
                  device: str = "cpu", batch_size: int | None = None, model=None,
-                 normalize: bool | None = None, precision: str = "auto"):
+                 normalize: bool | None = None, precision: Precision = "auto", local: bool = False):
+        check_precision(precision)
         if model is None:
-            model = load_pretrained(model_id, revision=revision)
+            model = load_pretrained(model_id, revision=revision, local=local)
             if normalize is None:
                 normalize = _feature_extractor_normalizes(model_id, revision)
         config = model.config
@@ -232,7 +262,10 @@ class HFAudioEncoder(_TorchEncoder):
         self._setup(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
                     device=device, batch_size=batch_size or (32 if device.startswith("cuda") else 4),
                     n_layers=n_layers, precision=precision)
-        if self.last < n_layers:
+        self.last_state = layers is None or layers == "last"
+        if self.last_state:
+            self.layer, self.name = "last", base_name
+        elif self.last < n_layers:
             _truncate(self.model, self.last + 1)
         self.normalize = True if normalize is None else bool(normalize)
         self.use_mask = getattr(config, "feat_extract_norm", "layer") == "layer"
@@ -272,8 +305,9 @@ class HFAudioEncoder(_TorchEncoder):
                 kwargs["attention_mask"] = mask.long()
             with torch.inference_mode(), self._autocast(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*mismatched key_padding_mask.*")
-                out = self.model(values, output_hidden_states=True, **kwargs)
-                states = self._select(out.hidden_states).float().cpu().numpy()
+                out = self.model(values, output_hidden_states=not self.last_state, **kwargs)
+                chosen = out.last_hidden_state if self.last_state else self._select(out.hidden_states)
+                states = chosen.float().cpu().numpy()
             for row, i in enumerate(group):
                 result[i] = np.ascontiguousarray(states[row, : int(frames[i])], dtype=np.float32)
         return result
@@ -334,11 +368,13 @@ def _to_pixels(frames, size: int, mean: Sequence[float], std: Sequence[float], *
     return out
 
 
-class CLIPEncoder(_TorchEncoder):
+class CLIPEncoder(ModelEncoder):
     """CLIP ViT image tower, one vector per frame (CLS token).
 
-    ``last`` (default) is the pooled output (CLS after the final layer norm); a layer or
-    range selects the CLS token of those hidden states. Frames: ``fps`` (30) with the
+    ``last`` (default) is the pooled output (CLS after the final layer norm), or with
+    ``projection`` the image embedding (the pooled output through the visual projection:
+    CLIP's ``get_image_features``, ``projection_dim`` values); a layer or range selects the
+    CLS token of those hidden states. Frames: ``fps`` (30; None: every frame) with the
     shorter side scaled to the model's image size, centre-cropped.
     """
 
@@ -346,20 +382,26 @@ class CLIPEncoder(_TorchEncoder):
     pixel_mean, pixel_std = CLIP_MEAN, CLIP_STD
 
     def __init__(self, *, base_name: str, model_id: str, revision: str | None = None, layers=None,
-                 device: str = "cpu", batch_size: int | None = None, model=None, fps: float = 30.0,
-                 face_crop: bool = False, precision: str = "auto"):
+                 device: str = "cpu", batch_size: int | None = None, model=None, fps: float | None = 30.0,
+                 face_crop: bool = False, precision: Precision = "auto", local: bool = False,
+                 projection: bool = False):
+        check_precision(precision)
         if model is None:
-            from transformers import CLIPVisionModel
+            from transformers import CLIPVisionModel, CLIPVisionModelWithProjection
 
-            model = load_pretrained(model_id, revision=revision, cls=CLIPVisionModel)
+            cls = CLIPVisionModelWithProjection if projection else CLIPVisionModel
+            model = load_pretrained(model_id, revision=revision, cls=cls, local=local)
         config = model.config
         self.pooled = layers is None or layers == "last"
+        self.projection = projection and self.pooled
         self._setup(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
                     device=device, batch_size=batch_size or (4 if device.startswith("cuda") else 1),
                     n_layers=int(config.num_hidden_layers), precision=precision)
         if self.pooled:
-            self.layer = "last"
+            self.layer = "projected" if self.projection else "last"
             self.name = f"{base_name}"
+            if self.projection:
+                self.dim = int(config.projection_dim)
         elif self.last < self.n_layers:
             _truncate(self.model, self.last + 1)
         self.image_size = int(config.image_size)
@@ -379,7 +421,9 @@ class CLIPEncoder(_TorchEncoder):
             with torch.inference_mode(), self._autocast():
                 out = self.model(pixel_values=pixels[start : start + self.frames_per_pass],
                                  output_hidden_states=not self.pooled)
-                if self.pooled:
+                if self.projection:
+                    vec = out.image_embeds
+                elif self.pooled:
                     vec = out.pooler_output
                 else:
                     vec = self._select([h[:, 0] for h in out.hidden_states])
@@ -387,7 +431,7 @@ class CLIPEncoder(_TorchEncoder):
         return _split(outs, counts, self.dim)
 
 
-class VideoMAEEncoder(_TorchEncoder):
+class VideoMAEEncoder(ModelEncoder):
     """VideoMAE, one vector per non-overlapping window of ``num_frames`` (16) frames.
 
     A window's vector is the mean over its tokens of the chosen hidden state(s). A clip
@@ -399,12 +443,13 @@ class VideoMAEEncoder(_TorchEncoder):
     pixel_mean, pixel_std = IMAGENET_MEAN, IMAGENET_STD
 
     def __init__(self, *, base_name: str, model_id: str, revision: str | None = None, layers=None,
-                 device: str = "cpu", batch_size: int | None = None, model=None, fps: float = 30.0,
-                 face_crop: bool = False, precision: str = "auto"):
+                 device: str = "cpu", batch_size: int | None = None, model=None, fps: float | None = 30.0,
+                 face_crop: bool = False, precision: Precision = "auto", local: bool = False):
+        check_precision(precision)
         if model is None:
             from transformers import VideoMAEModel
 
-            model = load_pretrained(model_id, revision=revision, cls=VideoMAEModel)
+            model = load_pretrained(model_id, revision=revision, cls=VideoMAEModel, local=local)
         config = model.config
         self._setup(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
                     device=device, batch_size=batch_size or (8 if device.startswith("cuda") else 1),
@@ -453,3 +498,30 @@ def _split(outs: list, counts: Sequence[int], dim: int) -> list[np.ndarray]:
 
     rows = torch.cat(outs).float().cpu().numpy() if outs else np.empty((0, dim), np.float32)
     return [np.ascontiguousarray(a, dtype=np.float32) for a in np.split(rows, np.cumsum(counts)[:-1])]
+
+
+def _options(request: BuildRequest) -> dict[str, Any]:
+    """The constructor arguments every model encoder takes, from a registry request."""
+    return dict(base_name=request.name, model_id=request.weights, revision=request.revision,
+                layers=request.layers, device=request.device, batch_size=request.batch_size,
+                model=request.model, precision=request.precision, local=request.local)
+
+
+def build_audio(request: BuildRequest) -> HFAudioEncoder:
+    """The registry's factory for WavLM, HuBERT and wav2vec 2.0 (default layer: the last hidden state)."""
+    return HFAudioEncoder(**_options(request))
+
+
+def build_clip(request: BuildRequest) -> CLIPEncoder:
+    """The registry's factory for CLIP's pooled output per frame, at 30 fps."""
+    return CLIPEncoder(**_options(request), face_crop=request.face_crop)
+
+
+def build_clip_projected(request: BuildRequest) -> CLIPEncoder:
+    """The registry's factory for the paper's CLIP: the projected image embedding of every frame."""
+    return CLIPEncoder(**_options(request), face_crop=request.face_crop, fps=None, projection=True)
+
+
+def build_videomae(request: BuildRequest) -> VideoMAEEncoder:
+    """The registry's factory for VideoMAE, one vector per 16-frame window."""
+    return VideoMAEEncoder(**_options(request), face_crop=request.face_crop)
