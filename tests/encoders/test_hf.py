@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from tests.support.avclips import make_clip
 from blemore.cli import app
 from blemore.encoders import get_encoder, hf
+from blemore.encoders.model import effective_precision
 from blemore.errors import BlemoreError
 from tests.support.tiny_models import KINDS, SPECS, random_frames, tiny_audio_model, tiny_clip, tiny_model, tiny_videomae
 from tests.support.tiny_models import inputs as _inputs
@@ -56,9 +57,9 @@ def test_settings_record_the_effective_precision(kind, precision, effective):
 
 
 def test_auto_means_bf16_on_cuda_only():
-    assert hf._effective_precision("auto", "cuda") == "bf16"
-    assert hf._effective_precision("auto", "cpu") == "fp32"
-    assert hf._effective_precision("fp32", "cuda") == "fp32"
+    assert effective_precision("auto", "cuda") == "bf16"
+    assert effective_precision("auto", "cpu") == "fp32"
+    assert effective_precision("fp32", "cuda") == "fp32"
 
 
 @pytest.mark.parametrize("spec", ["clip", "wavlm-large:1", "opensmile"])

@@ -16,9 +16,10 @@ The paper's settings: HuBERT Large's *last hidden state* (s3prl's ``hubert_large
 ``hubert-large``'s default layer; the paper's CLIP is ``clip-b32``, the projected image
 embedding of ViT-B/32 (``get_image_features``, 512 values) of every frame.
 
-Layers: ``hidden_states[0]`` is the input embedding, ``hidden_states[i]`` the output of
-block ``i``; a range ``a-b`` is the mean of ``hidden_states[a..b]``. Blocks after the
-last one needed are not run (a truncated model gives the same states, tested).
+Layers (:class:`~blemore.encoders.model.ModelEncoder`): ``hidden_states[0]`` is the input
+embedding, ``hidden_states[i]`` the output of block ``i``; a range ``a-b`` is the mean of
+``hidden_states[a..b]``. Blocks after the last one needed are not run (a truncated model
+gives the same states, tested).
 
 Precision (``precision=``): ``"auto"`` runs the forward pass under bf16 autocast on CUDA
 and in float32 on the CPU; ``"fp32"`` never autocasts; ``"bf16"`` autocasts to bfloat16 on
@@ -38,13 +39,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from blemore.encoders.base import PRECISIONS, BuildRequest, Encoder, Precision, check_precision
-from blemore.encoders.facecrop import FaceCrop, model_video_spec
+from blemore.encoders.base import PRECISIONS, BuildRequest, Precision, check_precision
+from blemore.encoders.model import ModelEncoder, resolve_device, split_rows, truncate_blocks
 from blemore.errors import BlemoreError
 from blemore.media.decoder import centre_square
 
 __all__ = [
-    "ModelEncoder",
     "HFAudioEncoder",
     "CLIPEncoder",
     "VideoMAEEncoder",
@@ -63,27 +63,6 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def resolve_device(device: str):
-    """``"cpu"``, ``"cuda"``, ``"cuda:1"`` -> torch.device; BlemoreError if CUDA is wanted but absent."""
-    import torch
-
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise BlemoreError(
-                f"--device {device}: no CUDA device is available (torch {torch.__version__}); use --device cpu"
-            )
-    elif device != "cpu":
-        raise BlemoreError(f"--device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
-    return torch.device(device)
-
-
-def _effective_precision(precision: str, device_type: str) -> str:
-    """``"auto"`` -> ``"bf16"`` on CUDA, ``"fp32"`` elsewhere; ``"fp32"`` / ``"bf16"`` as given."""
-    if check_precision(precision) == "auto":
-        return "bf16" if device_type == "cuda" else "fp32"
-    return precision
 
 
 def load_pretrained(model_id: str, *, revision: str | None = None, cls: Any = None, local: bool = False):
@@ -118,96 +97,15 @@ def _load_local(path: str, cls: Any):
         raise BlemoreError(f"{path}: not a Hugging Face model folder of this family ({reason})") from None
 
 
-def _layer_range(layers, n_layers: int, spec_name: str) -> tuple[int, int]:
-    if layers is None or layers == "last":
-        return n_layers, n_layers
-    first, last = layers
-    if last > n_layers:
-        raise BlemoreError(
-            f"encoder {spec_name!r}: layer {last} does not exist (the model has hidden states 0-{n_layers})"
-        )
-    return first, last
+class _VisionEncoder(ModelEncoder):
+    """A video model: the frames it asks for, and its pixels prepared on the device."""
 
+    image_size: int
+    pixel_mean: Sequence[float]
+    pixel_std: Sequence[float]
 
-def _layer_name(first: int, last: int) -> str:
-    return str(first) if first == last else f"{first}-{last}"
-
-
-def _truncate(model, keep: int) -> None:
-    """Keep the first ``keep`` transformer blocks of ``model`` (later blocks are not needed)."""
-    import torch
-
-    for path in ("encoder.layers", "encoder.layer", "vision_model.encoder.layers"):
-        owner = model
-        *parents, attr = path.split(".")
-        try:
-            for p in parents:
-                owner = getattr(owner, p)
-            blocks = getattr(owner, attr)
-        except AttributeError:
-            continue
-        if isinstance(blocks, torch.nn.ModuleList):
-            if keep < len(blocks):
-                setattr(owner, attr, torch.nn.ModuleList(list(blocks)[:keep]))
-            return
-    # an unknown layout: run the whole model (same result, more work)
-
-
-class ModelEncoder(Encoder):
-    """The shared part of the model encoders: device, precision, layer choice, frames, pixels.
-
-    A subclass builds its model, calls :meth:`_setup`, and for video sets ``image_size``,
-    ``pixel_mean`` / ``pixel_std`` and calls :meth:`_face_setup`.
-    """
-
-    def _setup(self, model, *, base_name: str, model_id: str, revision: str | None, layers,
-               device: str, batch_size: int, n_layers: int, precision: Precision) -> None:
-        import torch
-
-        self.torch = torch
-        self.device = resolve_device(device)
-        self.precision = _effective_precision(precision, self.device.type)
-        self.first, self.last = _layer_range(layers, n_layers, base_name)
-        self.layer = _layer_name(self.first, self.last)
-        self.n_layers = n_layers
-        self.model_id = model_id
-        self.revision = getattr(model.config, "_commit_hash", None) or revision or ""
-        self.batch_size = batch_size
-        suffix = f"-l{self.layer}"
-        self.name = f"{base_name}{suffix}"
-        self.model = model.eval().to(self.device)
-        self.dim = int(model.config.hidden_size)
-
-    def _autocast(self):
-        """bf16 autocast on the encoder's device type when ``precision`` is bf16, else nothing."""
-        import contextlib
-
-        if self.precision == "bf16":
-            return self.torch.autocast(self.device.type, dtype=self.torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _select(self, hidden_states) -> Any:
-        """Mean of hidden_states[first..last] (float32)."""
-        chosen = hidden_states[self.first : self.last + 1]
-        if len(chosen) == 1:
-            return chosen[0].float()
-        return self.torch.stack([h.float() for h in chosen]).mean(dim=0)
-
-    def settings(self) -> dict:
-        out = {**super().settings(), "n_layers": self.n_layers, "device_type": self.device.type,
-               "precision": self.precision}
-        if self.modality == "video":
-            out["face_crop"] = self.video is not None and isinstance(self.video.transform, FaceCrop)
-        return out
-
-    # video encoders: optional face crop, then a square of the model's image size
-    def _face_setup(self, face_crop: bool, fps: float | None) -> None:
-        """The frames this encoder asks the decoder for (:func:`~blemore.encoders.facecrop.model_video_spec`):
-        the centre square at the model's size, or, with ``face_crop``, a square around the face
-        (folder name ``...-face``)."""
-        self.video = model_video_spec(fps=fps, image_size=self.image_size, face_crop=face_crop)
-        if face_crop:
-            self.name = f"{self.name}-face"
+    def output_fps(self, input_rate: float) -> float:
+        return float(input_rate)
 
     def _pixels(self, clips: Sequence[np.ndarray]):
         """Clips of uint8 frames (T_i, H_i, W_i, 3) -> float32 (sum T_i, 3, S, S) on the device.
@@ -225,9 +123,6 @@ class ModelEncoder(Encoder):
             _to_pixels(x, size, self.pixel_mean, self.pixel_std, out=out[start : start + len(frames)])
             start += len(frames)
         return out
-
-    def close(self) -> None:
-        self.model = None
 
 
 class HFAudioEncoder(ModelEncoder):
@@ -259,14 +154,14 @@ class HFAudioEncoder(ModelEncoder):
                 normalize = _feature_extractor_normalizes(model_id, revision)
         config = model.config
         n_layers = int(config.num_hidden_layers)
-        self._setup(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
+        self.setup_model(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
                     device=device, batch_size=batch_size or (32 if device.startswith("cuda") else 4),
                     n_layers=n_layers, precision=precision)
         self.last_state = layers is None or layers == "last"
         if self.last_state:
             self.layer, self.name = "last", base_name
         elif self.last < n_layers:
-            _truncate(self.model, self.last + 1)
+            truncate_blocks(self.model, self.last + 1)
         self.normalize = True if normalize is None else bool(normalize)
         self.use_mask = getattr(config, "feat_extract_norm", "layer") == "layer"
         self.stride = int(np.prod(getattr(config, "conv_stride", (320,))))
@@ -303,10 +198,10 @@ class HFAudioEncoder(ModelEncoder):
             kwargs = {}
             if self.use_mask and len(group) > 1:
                 kwargs["attention_mask"] = mask.long()
-            with torch.inference_mode(), self._autocast(), warnings.catch_warnings():
+            with torch.inference_mode(), self.autocast(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*mismatched key_padding_mask.*")
                 out = self.model(values, output_hidden_states=not self.last_state, **kwargs)
-                chosen = out.last_hidden_state if self.last_state else self._select(out.hidden_states)
+                chosen = out.last_hidden_state if self.last_state else self.select(out.hidden_states)
                 states = chosen.float().cpu().numpy()
             for row, i in enumerate(group):
                 result[i] = np.ascontiguousarray(states[row, : int(frames[i])], dtype=np.float32)
@@ -368,7 +263,7 @@ def _to_pixels(frames, size: int, mean: Sequence[float], std: Sequence[float], *
     return out
 
 
-class CLIPEncoder(ModelEncoder):
+class CLIPEncoder(_VisionEncoder):
     """CLIP ViT image tower, one vector per frame (CLS token).
 
     ``last`` (default) is the pooled output (CLS after the final layer norm), or with
@@ -394,7 +289,7 @@ class CLIPEncoder(ModelEncoder):
         config = model.config
         self.pooled = layers is None or layers == "last"
         self.projection = projection and self.pooled
-        self._setup(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
+        self.setup_model(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
                     device=device, batch_size=batch_size or (4 if device.startswith("cuda") else 1),
                     n_layers=int(config.num_hidden_layers), precision=precision)
         if self.pooled:
@@ -403,13 +298,10 @@ class CLIPEncoder(ModelEncoder):
             if self.projection:
                 self.dim = int(config.projection_dim)
         elif self.last < self.n_layers:
-            _truncate(self.model, self.last + 1)
+            truncate_blocks(self.model, self.last + 1)
         self.image_size = int(config.image_size)
-        self._face_setup(face_crop, fps)
+        self.setup_frames(face_crop=face_crop, fps=fps)
         self.frames_per_pass = 256 if self.device.type == "cuda" else 32
-
-    def output_fps(self, input_rate: float) -> float:
-        return float(input_rate)
 
     def encode(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         torch = self.torch
@@ -418,7 +310,7 @@ class CLIPEncoder(ModelEncoder):
         pixels = self._pixels(clips)
         outs = []
         for start in range(0, len(pixels), self.frames_per_pass):
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), self.autocast():
                 out = self.model(pixel_values=pixels[start : start + self.frames_per_pass],
                                  output_hidden_states=not self.pooled)
                 if self.projection:
@@ -426,12 +318,12 @@ class CLIPEncoder(ModelEncoder):
                 elif self.pooled:
                     vec = out.pooler_output
                 else:
-                    vec = self._select([h[:, 0] for h in out.hidden_states])
+                    vec = self.select([h[:, 0] for h in out.hidden_states])
             outs.append(vec)
-        return _split(outs, counts, self.dim)
+        return split_rows(outs, counts, self.dim)
 
 
-class VideoMAEEncoder(ModelEncoder):
+class VideoMAEEncoder(_VisionEncoder):
     """VideoMAE, one vector per non-overlapping window of ``num_frames`` (16) frames.
 
     A window's vector is the mean over its tokens of the chosen hidden state(s). A clip
@@ -451,14 +343,14 @@ class VideoMAEEncoder(ModelEncoder):
 
             model = load_pretrained(model_id, revision=revision, cls=VideoMAEModel, local=local)
         config = model.config
-        self._setup(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
+        self.setup_model(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
                     device=device, batch_size=batch_size or (8 if device.startswith("cuda") else 1),
                     n_layers=int(config.num_hidden_layers), precision=precision)
         if self.last < self.n_layers:
-            _truncate(self.model, self.last + 1)
+            truncate_blocks(self.model, self.last + 1)
         self.window = int(config.num_frames)
         self.image_size = int(config.image_size)
-        self._face_setup(face_crop, fps)
+        self.setup_frames(face_crop=face_crop, fps=fps)
         self.windows_per_pass = 32 if self.device.type == "cuda" else 4
 
     def output_fps(self, input_rate: float) -> float:
@@ -484,20 +376,12 @@ class VideoMAEEncoder(ModelEncoder):
         windows = self._pixels(clips).view(-1, self.window, 3, size, size)
         outs = []
         for start in range(0, len(windows), self.windows_per_pass):
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), self.autocast():
                 out = self.model(pixel_values=windows[start : start + self.windows_per_pass],
                                  output_hidden_states=True)
-                vec = self._select(out.hidden_states).mean(dim=1)
+                vec = self.select(out.hidden_states).mean(dim=1)
             outs.append(vec)
-        return _split(outs, counts, self.dim)
-
-
-def _split(outs: list, counts: Sequence[int], dim: int) -> list[np.ndarray]:
-    """Tensors of consecutive rows (any float dtype, any device) -> one float32 array per clip."""
-    import torch
-
-    rows = torch.cat(outs).float().cpu().numpy() if outs else np.empty((0, dim), np.float32)
-    return [np.ascontiguousarray(a, dtype=np.float32) for a in np.split(rows, np.cumsum(counts)[:-1])]
+        return split_rows(outs, counts, self.dim)
 
 
 def _options(request: BuildRequest) -> dict[str, Any]:

@@ -104,7 +104,7 @@ class EncoderInfo:
 
 _SMILE = "blemore.encoders.smile"
 _HF = "blemore.encoders.hf"
-_LAST = "last hidden state (after the final layer norm)"
+_LAST = "last hidden state (the model's last_hidden_state)"
 _LAST_BLOCK = "last block ({n}), token mean"
 
 ENCODERS: dict[str, EncoderInfo] = {}
