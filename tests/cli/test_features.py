@@ -91,3 +91,22 @@ def test_aggregate_user_errors(tmp_path, args, fragment):
 def test_aggregate_bad_statistics_word_lists_the_choices(tmp_path):
     result = run("aggregate", tmp_path, "-o", tmp_path / "x.npz", "--statistics", "eight")
     assert result.exit_code == 2 and "'eight' is not one of 'seven', 'openface', 'none'" in plain(result.output)
+
+
+def test_extracted_functionals_become_the_clip_matrix(tmp_path):
+    """egemaps gives one row per clip; `aggregate --statistics none` turns the store into X/filenames."""
+    import json
+
+    from tests.support.avclips import make_clip
+
+    (tmp_path / "clips").mkdir()
+    for clip, hz in [("A1_ang_int1_ver1", 220.0), ("A1_hap_int1_ver1", 330.0)]:
+        make_clip(tmp_path / "clips" / f"{clip}.mov", seconds=1.0, video=False, freq=hz)
+    result = run("extract", tmp_path / "clips", "-e", "egemaps", "-o", tmp_path / "f", "--workers", "0", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "f" / "egemaps" / "settings.json").read_text())["config"]["level"] == "functionals"
+    result = run("aggregate", tmp_path / "f" / "egemaps", "-s", "none", "-o", tmp_path / "egemaps.npz")
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "egemaps.npz") as data:
+        assert data["X"].shape == (2, 88) and np.isfinite(data["X"]).all()
+        assert not np.array_equal(data["X"][0], data["X"][1])
