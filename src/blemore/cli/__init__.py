@@ -12,7 +12,7 @@ import importlib
 from blemore.cli.app import app
 
 # Command modules, each owning its commands. Missing ones (work in progress) are skipped.
-_COMMAND_MODULES = ("core", "extract", "benchmark", "demo", "report")
+_COMMAND_MODULES = ("core", "extract", "features", "benchmark", "demo", "report")
 for _name in _COMMAND_MODULES:
     try:
         importlib.import_module(f"blemore.cli.{_name}")

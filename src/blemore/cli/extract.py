@@ -1,4 +1,4 @@
-"""Commands ``blemore extract``, ``blemore manifest``, ``blemore encoders``, ``blemore import-features``."""
+"""Commands ``blemore extract`` and ``blemore manifest``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import typer
 
 from blemore.cli import options as opt
 from blemore.cli.app import app, user_errors
-from blemore.errors import BlemoreError
 
 
 def _print_summary(summary) -> None:
@@ -83,37 +82,3 @@ def manifest(
             write_text(out, text)
             bad = int(df["error"].notna().sum())
             print(f"{len(df)} clips -> {out}" + (f" ({bad} could not be read, see column 'error')" if bad else ""))
-
-
-@app.command("encoders")
-def list_encoders_command() -> None:
-    """List the registered encoders (offline ones need no downloaded weights)."""
-    from blemore.encoders.registry import list_encoders
-
-    for info in list_encoders():
-        where = "offline" if info.offline else info.model_id
-        print(f"{info.name:<16} {info.modality:<6} {where:<32} {info.description}")
-
-
-@app.command("import-features")
-def import_features(
-    src: Path = typer.Argument(..., help="Folder of per-clip files (<clip>.csv for openface, <clip>.npy for npy)."),
-    fmt: str = typer.Option(..., "--format", help="openface (OpenFace 2.0 CSVs) or npy (per-clip arrays)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Feature set name (the store folder)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Features root."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate to record (openface: from timestamps)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing features of that name."),
-) -> None:
-    """Import features made elsewhere (OpenFace, ImageBind, Video Swin, HiCMAE...) into the store."""
-    from blemore.features.importers import import_npy, import_openface
-
-    with user_errors():
-        if fmt == "openface":
-            summary = import_openface(src, out=out, name=name or "openface", fps=fps, overwrite=overwrite)
-        elif fmt == "npy":
-            if not name:
-                raise BlemoreError("--format npy needs --name (e.g. --name imagebind)")
-            summary = import_npy(src, out=out, name=name, fps=fps, overwrite=overwrite)
-        else:
-            raise BlemoreError(f"--format {fmt!r}: expected 'openface' or 'npy'")
-    _print_summary(summary)

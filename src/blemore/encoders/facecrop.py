@@ -1,47 +1,75 @@
-"""A fixed square crop around the face, for the video models (``--face-crop``).
+"""The frames a video model sees: the centre square, or a fixed square around the face (``--face-crop``).
 
-Runs where the clip is decoded (in the decoding worker with ``--pool process``), so the
-face detector's work happens beside the GPU, not in front of it. Each decoding thread or
-process keeps one detector: on the 2-core VM a 4 s clip at 448 px then costs 26-33 ms on
-one core, against 38-48 ms with a detector built per clip (``benchmarks/bench_facecrop.py``),
-about half of what CLIP takes per clip on an H100. :func:`blemore.media.decode_clip` calls :func:`crop_to_face` for a
-``VideoSpec(crop="face")``.
+:func:`model_video_spec` is what a video model encoder asks the decoder for. With a face
+crop it hands the decoder a :class:`FaceCrop`, a frame transform
+(:class:`blemore.media.decoder.FrameTransform`) that the decoder runs where the clip is decoded (in
+the decoding worker with ``--pool process``), so the face detector's work happens beside
+the GPU, not in front of it. Each decoding thread or process keeps one detector: on the
+2-core VM a 4 s clip at 448 px then costs 26-33 ms on one core, against 38-48 ms with a
+detector built per clip (``benchmarks/bench_facecrop.py``), about half of what CLIP takes per
+clip on an H100.
+
+>>> model_video_spec(fps=30.0, image_size=224, face_crop=False)
+VideoSpec(fps=30.0, short_side=224, crop='centre', transform=None)
+>>> model_video_spec(fps=30.0, image_size=224, face_crop=True).transform   # doctest: +SKIP
+FaceCrop(margin=1.6, probes=8, min_confidence=0.5)
 """
 
 from __future__ import annotations
 
-import os
 import threading
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-__all__ = ["FaceCropper", "crop_to_face", "import_mediapipe"]
+from blemore.encoders.mediapipe_support import import_mediapipe, quiet_native_stderr
+from blemore.media.decoder import VideoSpec, centre_square
 
-_LOCAL = threading.local()  # one cropper (one detector graph) per decoding thread
+__all__ = ["FaceCrop", "FaceCropper", "model_video_spec"]
 
-
-def import_mediapipe(what: str):
-    """``mediapipe``, or a :class:`~blemore.errors.BlemoreError` saying how to install it."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import mediapipe
-    except ImportError:
-        from blemore.errors import BlemoreError
-
-        raise BlemoreError(
-            f"{what} needs MediaPipe: pip install 'blemore[face]' (mediapipe==0.10.21, the last wheel that "
-            f"ships the face models; it needs numpy<2 and Python <= 3.12)"
-        ) from None
-    return mediapipe
+_LOCAL = threading.local()  # per decoding thread: one cropper (one detector graph) per FaceCrop setting
 
 
-def crop_to_face(frames: np.ndarray) -> np.ndarray:
-    """``frames`` cut to the face square with this thread's :class:`FaceCropper`."""
-    cropper = getattr(_LOCAL, "cropper", None)
-    if cropper is None:
-        cropper = _LOCAL.cropper = FaceCropper()
-    return cropper(frames)
+def model_video_spec(*, fps: float | None, image_size: int, face_crop: bool) -> VideoSpec:
+    """The frames a video model of input size ``image_size`` asks the decoder for.
+
+    The centre square at the model's size; or, with ``face_crop``, frames decoded at twice
+    that size and cut to the square around the face (:class:`FaceCrop`; the model's own
+    preprocessing resizes the square). Raises :class:`~blemore.errors.BlemoreError` if
+    ``face_crop`` is asked for without MediaPipe (checked here: the crop itself runs in the
+    decoding workers).
+    """
+    if face_crop:
+        import_mediapipe("--face-crop")
+        return VideoSpec(fps=fps, short_side=2 * image_size, transform=FaceCrop())
+    return VideoSpec(fps=fps, short_side=image_size, crop="centre")
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """A frame transform: the clip's frames cut to the square around the face.
+
+    Picklable, hashable and compared by value (a :class:`~blemore.media.decoder.VideoSpec` holds it
+    and is a dictionary key); the detector itself lives in the decoding thread
+    (:class:`FaceCropper`, built on first use and kept). Parameters as :class:`FaceCropper`.
+    """
+
+    margin: float = 1.6
+    probes: int = 8
+    min_confidence: float = 0.5
+    name: ClassVar[str] = "face"
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        croppers = getattr(_LOCAL, "croppers", None)
+        if croppers is None:
+            croppers = _LOCAL.croppers = {}
+        cropper = croppers.get(self)
+        if cropper is None:
+            cropper = croppers[self] = FaceCropper(
+                margin=self.margin, probes=self.probes, min_confidence=self.min_confidence
+            )
+        return cropper(frames)
 
 
 class FaceCropper:
@@ -61,23 +89,22 @@ class FaceCropper:
         self.min_confidence = min_confidence
         self._detector = None
 
-    def box(self, frames: np.ndarray) -> tuple[int, int, int] | None:
-        """(top, left, side) of the crop in pixels, or None without a face."""
-        from blemore.encoders.facemesh import _quiet_native_stderr
-
-        t, h, w = frames.shape[:3]
-        picks = np.unique(np.linspace(0, t - 1, min(self.probes, t)).round().astype(int))
+    def _detect(self, frame: np.ndarray):
         if self._detector is None:  # MediaPipe logs while it builds and first runs its graph: silence that
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 self._detector = self._mp.solutions.face_detection.FaceDetection(
                     model_selection=1, min_detection_confidence=self.min_confidence
                 )
-                first = self._detector.process(np.ascontiguousarray(frames[picks[0]]))
-        else:
-            first = self._detector.process(np.ascontiguousarray(frames[picks[0]]))
+                return self._detector.process(np.ascontiguousarray(frame))
+        return self._detector.process(np.ascontiguousarray(frame))
+
+    def box(self, frames: np.ndarray) -> tuple[int, int, int] | None:
+        """(top, left, side) of the crop in pixels, or None without a face."""
+        t, h, w = frames.shape[:3]
+        picks = np.unique(np.linspace(0, t - 1, min(self.probes, t)).round().astype(int))
         boxes = []
-        for k, i in enumerate(picks):
-            result = first if k == 0 else self._detector.process(np.ascontiguousarray(frames[i]))
+        for i in picks:
+            result = self._detect(frames[i])
             if result.detections:
                 b = result.detections[0].location_data.relative_bounding_box
                 boxes.append((b.xmin * w, b.ymin * h, b.width * w, b.height * h))
@@ -98,8 +125,6 @@ class FaceCropper:
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         """``frames`` (T, H, W, 3) cut to the face square, or to the centre square without a face."""
-        from blemore.media.decoder import centre_square
-
         box = self.box(frames) if len(frames) else None
         if box is None:
             return np.ascontiguousarray(centre_square(frames))

@@ -25,19 +25,16 @@ on one CPU core (``benchmarks/bench_extract.py`` measures it).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import threading
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from blemore.encoders.base import Encoder
+from blemore.encoders.base import BuildRequest, Encoder
+from blemore.encoders.mediapipe_support import import_mediapipe, quiet_native_stderr
 from blemore.errors import BlemoreError
 from blemore.media.decoder import VideoSpec
 
-__all__ = ["FaceMeshEncoder", "FEATURE_NAMES", "SUBSET", "geometry_features"]
+__all__ = ["FaceMeshEncoder", "FEATURE_NAMES", "SUBSET", "build", "geometry_features"]
 
 _LIPS = [0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191,
          267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415]
@@ -59,43 +56,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     tuple(f"lm{i}_{a}" for i in SUBSET for a in "xy") + MEASURES + POSE
 )
 N_LANDMARKS = 478
-
-
-_QUIET = {"depth": 0, "saved": -1, "devnull": -1}
-_QUIET_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence MediaPipe's native (absl) log lines on file descriptor 2 (BLEMORE_DEBUG=1 keeps them).
-
-    Safe across threads: the first to enter redirects fd 2, the last to leave restores it.
-    """
-    if os.environ.get("BLEMORE_DEBUG"):
-        yield
-        return
-    with _QUIET_LOCK:
-        if _QUIET["depth"] == 0:
-            try:
-                sys.stderr.flush()
-                saved = os.dup(2)
-            except (OSError, ValueError):
-                saved = -1
-            if saved >= 0:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, 2)
-                _QUIET.update(saved=saved, devnull=devnull)
-        _QUIET["depth"] += 1
-    try:
-        yield
-    finally:
-        with _QUIET_LOCK:
-            _QUIET["depth"] -= 1
-            if _QUIET["depth"] == 0 and _QUIET["saved"] >= 0:
-                os.dup2(_QUIET["saved"], 2)
-                os.close(_QUIET["saved"])
-                os.close(_QUIET["devnull"])
-                _QUIET.update(saved=-1, devnull=-1)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -158,8 +118,6 @@ class FaceMeshEncoder(Encoder):
 
     def __init__(self, *, name: str = "facemesh", fps: float = 15.0, short_side: int = 240,
                  min_detection_confidence: float = 0.5, batch_size: int = 1):
-        from blemore.encoders.facecrop import import_mediapipe
-
         mp = import_mediapipe("the facemesh encoder")
         self._mp = mp
         self.name = name
@@ -178,7 +136,7 @@ class FaceMeshEncoder(Encoder):
             raise BlemoreError(f"face mesh needs uint8 RGB frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
         t, h, w = frames.shape[:3]
         out = np.full((t, N_LANDMARKS, 3), np.nan)
-        with _quiet_native_stderr(), self._mp.solutions.face_mesh.FaceMesh(
+        with quiet_native_stderr(), self._mp.solutions.face_mesh.FaceMesh(
             static_image_mode=False, refine_landmarks=True, max_num_faces=1,
             min_detection_confidence=self.min_detection_confidence,
         ) as mesh:
@@ -206,3 +164,8 @@ class FaceMeshEncoder(Encoder):
             "min_detection_confidence": self.min_detection_confidence,
             "columns": list(FEATURE_NAMES),
         }
+
+
+def build(request: BuildRequest) -> FaceMeshEncoder:
+    """The registry's factory: ``facemesh`` (15 fps, 240 px)."""
+    return FaceMeshEncoder(name=request.name, batch_size=request.batch_size or 1)

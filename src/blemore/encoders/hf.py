@@ -1,17 +1,25 @@
-"""Pretrained encoders by Hugging Face model id, through ``transformers`` and its local cache.
+"""Pretrained encoders through ``transformers``: by Hugging Face model id or from a local folder.
 
 - audio (16 kHz waveform -> 50 frames/s): WavLM, HuBERT, wav2vec 2.0;
-- video: CLIP ViT (one vector per frame: the CLS token), VideoMAE (one vector per
-  non-overlapping window of ``num_frames`` (16) frames: the mean over its tokens).
+- video: CLIP ViT (one vector per frame: the CLS token, or its projected image embedding),
+  VideoMAE (one vector per non-overlapping window of ``num_frames`` (16) frames: the mean
+  over its tokens).
 
-Weights are read from the local cache only (``local_files_only=True``); a model that is
-not cached raises :class:`BlemoreError` saying how to fetch it on a machine with
-internet. ``model=`` injects an already built model (tests build the same
+Weights are read from the local Hugging Face cache only (``local_files_only=True``), or from
+a local folder written by ``save_pretrained`` (``hubert-large=/models/hubert-large-ll60k``);
+a model that is not there raises :class:`BlemoreError` saying how to fetch it on a machine
+with internet. ``model=`` injects an already built model (tests build the same
 architectures from small random configs and go through this very code).
 
-Layers: ``hidden_states[0]`` is the input embedding, ``hidden_states[i]`` the output of
-block ``i``; a range ``a-b`` is the mean of ``hidden_states[a..b]``. Blocks after the
-last one needed are not run (a truncated model gives the same states, tested).
+The paper's settings: HuBERT Large's *last hidden state* (s3prl's ``hubert_large_ll60k``
+``last_hidden_state``: the output of the final layer norm, ``hidden_states[24]`` here) is
+``hubert-large``'s default layer; the paper's CLIP is ``clip-b32``, the projected image
+embedding of ViT-B/32 (``get_image_features``, 512 values) of every frame.
+
+Layers (:class:`~blemore.encoders.model.ModelEncoder`): ``hidden_states[0]`` is the input
+embedding, ``hidden_states[i]`` the output of block ``i``; a range ``a-b`` is the mean of
+``hidden_states[a..b]``. Blocks after the last one needed are not run (a truncated model
+gives the same states, tested).
 
 Precision (``precision=``): ``"auto"`` runs the forward pass under bf16 autocast on CUDA
 and in float32 on the CPU; ``"fp32"`` never autocasts; ``"bf16"`` autocasts to bfloat16 on
@@ -31,16 +39,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from blemore.encoders.base import Encoder
+from blemore.encoders.base import PRECISIONS, BuildRequest, Precision, check_precision
+from blemore.encoders.model import ModelEncoder, resolve_device, split_rows, truncate_blocks
 from blemore.errors import BlemoreError
-from blemore.encoders.facecrop import FaceCropper  # noqa: F401  (importable from here too)
-from blemore.media.decoder import VideoSpec, centre_square
+from blemore.media.decoder import centre_square
 
 __all__ = [
     "HFAudioEncoder",
     "CLIPEncoder",
     "VideoMAEEncoder",
     "PRECISIONS",
+    "Precision",
+    "build_audio",
+    "build_clip",
+    "build_clip_projected",
+    "build_videomae",
     "check_precision",
     "load_pretrained",
     "resolve_device",
@@ -50,41 +63,15 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def resolve_device(device: str):
-    """``"cpu"``, ``"cuda"``, ``"cuda:1"`` -> torch.device; BlemoreError if CUDA is wanted but absent."""
-    import torch
-
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise BlemoreError(
-                f"--device {device}: no CUDA device is available (torch {torch.__version__}); use --device cpu"
-            )
-    elif device != "cpu":
-        raise BlemoreError(f"--device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
-    return torch.device(device)
-
-
-def check_precision(precision: str) -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`, else :class:`BlemoreError`."""
-    if precision not in PRECISIONS:
-        raise BlemoreError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    return precision
-
-
-def _effective_precision(precision: str, device_type: str) -> str:
-    """``"auto"`` -> ``"bf16"`` on CUDA, ``"fp32"`` elsewhere; ``"fp32"`` / ``"bf16"`` as given."""
-    if check_precision(precision) == "auto":
-        return "bf16" if device_type == "cuda" else "fp32"
-    return precision
-
-
-def load_pretrained(model_id: str, *, revision: str | None = None, cls: Any = None):
-    """Load ``model_id`` from the local Hugging Face cache only (never downloads)."""
+def load_pretrained(model_id: str, *, revision: str | None = None, cls: Any = None, local: bool = False):
+    """Load ``model_id`` from the local Hugging Face cache only (never downloads); with
+    ``local``, ``model_id`` is a folder written by ``save_pretrained``."""
     if cls is None:
         from transformers import AutoModel as cls
+    if local:
+        return _load_local(model_id, cls)
     try:
         return cls.from_pretrained(model_id, revision=revision, local_files_only=True)
     except (OSError, ValueError, EnvironmentError) as exc:
@@ -97,94 +84,28 @@ def load_pretrained(model_id: str, *, revision: str | None = None, cls: Any = No
         ) from None
 
 
-def _layer_range(layers, n_layers: int, spec_name: str) -> tuple[int, int]:
-    if layers is None or layers == "last":
-        return n_layers, n_layers
-    first, last = layers
-    if last > n_layers:
+def _load_local(path: str, cls: Any):
+    if not os.path.isdir(path):
         raise BlemoreError(
-            f"encoder {spec_name!r}: layer {last} does not exist (the model has hidden states 0-{n_layers})"
+            f"{path}: a local model for this encoder is a folder written by save_pretrained "
+            "(config.json and the weights), not a single file"
         )
-    return first, last
+    try:
+        return cls.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise BlemoreError(f"{path}: not a Hugging Face model folder of this family ({reason})") from None
 
 
-def _layer_name(first: int, last: int) -> str:
-    return str(first) if first == last else f"{first}-{last}"
+class _VisionEncoder(ModelEncoder):
+    """A video model: the frames it asks for, and its pixels prepared on the device."""
 
+    image_size: int
+    pixel_mean: Sequence[float]
+    pixel_std: Sequence[float]
 
-def _truncate(model, keep: int) -> None:
-    """Keep the first ``keep`` transformer blocks of ``model`` (later blocks are not needed)."""
-    import torch
-
-    for path in ("encoder.layers", "encoder.layer", "vision_model.encoder.layers"):
-        owner = model
-        *parents, attr = path.split(".")
-        try:
-            for p in parents:
-                owner = getattr(owner, p)
-            blocks = getattr(owner, attr)
-        except AttributeError:
-            continue
-        if isinstance(blocks, torch.nn.ModuleList):
-            if keep < len(blocks):
-                setattr(owner, attr, torch.nn.ModuleList(list(blocks)[:keep]))
-            return
-    # an unknown layout: run the whole model (same result, more work)
-
-
-class _TorchEncoder(Encoder):
-    def _setup(self, model, *, base_name: str, model_id: str, revision: str | None, layers,
-               device: str, batch_size: int, n_layers: int, precision: str) -> None:
-        import torch
-
-        self.torch = torch
-        self.device = resolve_device(device)
-        self.precision = _effective_precision(precision, self.device.type)
-        self.first, self.last = _layer_range(layers, n_layers, base_name)
-        self.layer = _layer_name(self.first, self.last)
-        self.n_layers = n_layers
-        self.model_id = model_id
-        self.revision = getattr(model.config, "_commit_hash", None) or revision or ""
-        self.batch_size = batch_size
-        suffix = f"-l{self.layer}"
-        self.name = f"{base_name}{suffix}"
-        self.model = model.eval().to(self.device)
-        self.dim = int(model.config.hidden_size)
-
-    def _autocast(self):
-        """bf16 autocast on the encoder's device type when ``precision`` is bf16, else nothing."""
-        import contextlib
-
-        if self.precision == "bf16":
-            return self.torch.autocast(self.device.type, dtype=self.torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _select(self, hidden_states) -> Any:
-        """Mean of hidden_states[first..last] (float32)."""
-        chosen = hidden_states[self.first : self.last + 1]
-        if len(chosen) == 1:
-            return chosen[0].float()
-        return self.torch.stack([h.float() for h in chosen]).mean(dim=0)
-
-    def settings(self) -> dict:
-        out = {**super().settings(), "n_layers": self.n_layers, "device_type": self.device.type,
-               "precision": self.precision}
-        if self.modality == "video":
-            out["face_crop"] = self.video is not None and self.video.crop == "face"
-        return out
-
-    # video encoders: optional face crop, then a square of the model's image size
-    def _face_setup(self, face_crop: bool, fps: float) -> None:
-        """The frames this encoder asks the decoder for: the centre square at the model's size,
-        or, with ``face_crop``, a square around the face (found by MediaPipe's detector in
-        the decoding worker, :mod:`blemore.encoders.facecrop`) from frames decoded at twice that size."""
-        if face_crop:
-            from blemore.encoders.facecrop import import_mediapipe
-
-            import_mediapipe("--face-crop")  # checked here: the crop itself runs in the decoding workers
-            self.name = f"{self.name}-face"
-        side = self.image_size * (2 if face_crop else 1)
-        self.video = VideoSpec(fps=fps, short_side=side, crop="face" if face_crop else "centre")
+    def output_fps(self, input_rate: float) -> float:
+        return float(input_rate)
 
     def _pixels(self, clips: Sequence[np.ndarray]):
         """Clips of uint8 frames (T_i, H_i, W_i, 3) -> float32 (sum T_i, 3, S, S) on the device.
@@ -203,12 +124,15 @@ class _TorchEncoder(Encoder):
             start += len(frames)
         return out
 
-    def close(self) -> None:
-        self.model = None
 
-
-class HFAudioEncoder(_TorchEncoder):
+class HFAudioEncoder(ModelEncoder):
     """WavLM / HuBERT / wav2vec 2.0: hidden states at 50 frames per second.
+
+    Without ``layers`` (or with ``"last"``) the features are the model's *last hidden
+    state*: the output after the final layer norm (``last_hidden_state``; name without a
+    layer suffix). A layer ``N`` is ``hidden_states[N]``, the output of block ``N`` (with
+    transformers 5, for ``N`` = the last block that is the state *before* the final layer
+    norm of the layer-norm-first models, WavLM / HuBERT / wav2vec 2.0 Large).
 
     The batch is zero-padded and goes to the device; there each waveform is normalised
     to zero mean and unit variance when the model's feature extractor asks for it
@@ -222,18 +146,22 @@ class HFAudioEncoder(_TorchEncoder):
 
     def __init__(self, *, base_name: str, model_id: str, revision: str | None = None, layers=None,
                  device: str = "cpu", batch_size: int | None = None, model=None,
-                 normalize: bool | None = None, precision: str = "auto"):
+                 normalize: bool | None = None, precision: Precision = "auto", local: bool = False):
+        check_precision(precision)
         if model is None:
-            model = load_pretrained(model_id, revision=revision)
+            model = load_pretrained(model_id, revision=revision, local=local)
             if normalize is None:
                 normalize = _feature_extractor_normalizes(model_id, revision)
         config = model.config
         n_layers = int(config.num_hidden_layers)
-        self._setup(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
+        self.setup_model(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
                     device=device, batch_size=batch_size or (32 if device.startswith("cuda") else 4),
                     n_layers=n_layers, precision=precision)
-        if self.last < n_layers:
-            _truncate(self.model, self.last + 1)
+        self.last_state = layers is None or layers == "last"
+        if self.last_state:
+            self.layer, self.name = "last", base_name
+        elif self.last < n_layers:
+            truncate_blocks(self.model, self.last + 1)
         self.normalize = True if normalize is None else bool(normalize)
         self.use_mask = getattr(config, "feat_extract_norm", "layer") == "layer"
         self.stride = int(np.prod(getattr(config, "conv_stride", (320,))))
@@ -270,10 +198,11 @@ class HFAudioEncoder(_TorchEncoder):
             kwargs = {}
             if self.use_mask and len(group) > 1:
                 kwargs["attention_mask"] = mask.long()
-            with torch.inference_mode(), self._autocast(), warnings.catch_warnings():
+            with torch.inference_mode(), self.autocast(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*mismatched key_padding_mask.*")
-                out = self.model(values, output_hidden_states=True, **kwargs)
-                states = self._select(out.hidden_states).float().cpu().numpy()
+                out = self.model(values, output_hidden_states=not self.last_state, **kwargs)
+                chosen = out.last_hidden_state if self.last_state else self.select(out.hidden_states)
+                states = chosen.float().cpu().numpy()
             for row, i in enumerate(group):
                 result[i] = np.ascontiguousarray(states[row, : int(frames[i])], dtype=np.float32)
         return result
@@ -334,11 +263,13 @@ def _to_pixels(frames, size: int, mean: Sequence[float], std: Sequence[float], *
     return out
 
 
-class CLIPEncoder(_TorchEncoder):
+class CLIPEncoder(_VisionEncoder):
     """CLIP ViT image tower, one vector per frame (CLS token).
 
-    ``last`` (default) is the pooled output (CLS after the final layer norm); a layer or
-    range selects the CLS token of those hidden states. Frames: ``fps`` (30) with the
+    ``last`` (default) is the pooled output (CLS after the final layer norm), or with
+    ``projection`` the image embedding (the pooled output through the visual projection:
+    CLIP's ``get_image_features``, ``projection_dim`` values); a layer or range selects the
+    CLS token of those hidden states. Frames: ``fps`` (30; None: every frame) with the
     shorter side scaled to the model's image size, centre-cropped.
     """
 
@@ -346,28 +277,31 @@ class CLIPEncoder(_TorchEncoder):
     pixel_mean, pixel_std = CLIP_MEAN, CLIP_STD
 
     def __init__(self, *, base_name: str, model_id: str, revision: str | None = None, layers=None,
-                 device: str = "cpu", batch_size: int | None = None, model=None, fps: float = 30.0,
-                 face_crop: bool = False, precision: str = "auto"):
+                 device: str = "cpu", batch_size: int | None = None, model=None, fps: float | None = 30.0,
+                 face_crop: bool = False, precision: Precision = "auto", local: bool = False,
+                 projection: bool = False):
+        check_precision(precision)
         if model is None:
-            from transformers import CLIPVisionModel
+            from transformers import CLIPVisionModel, CLIPVisionModelWithProjection
 
-            model = load_pretrained(model_id, revision=revision, cls=CLIPVisionModel)
+            cls = CLIPVisionModelWithProjection if projection else CLIPVisionModel
+            model = load_pretrained(model_id, revision=revision, cls=cls, local=local)
         config = model.config
         self.pooled = layers is None or layers == "last"
-        self._setup(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
+        self.projection = projection and self.pooled
+        self.setup_model(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
                     device=device, batch_size=batch_size or (4 if device.startswith("cuda") else 1),
                     n_layers=int(config.num_hidden_layers), precision=precision)
         if self.pooled:
-            self.layer = "last"
+            self.layer = "projected" if self.projection else "last"
             self.name = f"{base_name}"
+            if self.projection:
+                self.dim = int(config.projection_dim)
         elif self.last < self.n_layers:
-            _truncate(self.model, self.last + 1)
+            truncate_blocks(self.model, self.last + 1)
         self.image_size = int(config.image_size)
-        self._face_setup(face_crop, fps)
+        self.setup_frames(face_crop=face_crop, fps=fps)
         self.frames_per_pass = 256 if self.device.type == "cuda" else 32
-
-    def output_fps(self, input_rate: float) -> float:
-        return float(input_rate)
 
     def encode(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         torch = self.torch
@@ -376,18 +310,20 @@ class CLIPEncoder(_TorchEncoder):
         pixels = self._pixels(clips)
         outs = []
         for start in range(0, len(pixels), self.frames_per_pass):
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), self.autocast():
                 out = self.model(pixel_values=pixels[start : start + self.frames_per_pass],
                                  output_hidden_states=not self.pooled)
-                if self.pooled:
+                if self.projection:
+                    vec = out.image_embeds
+                elif self.pooled:
                     vec = out.pooler_output
                 else:
-                    vec = self._select([h[:, 0] for h in out.hidden_states])
+                    vec = self.select([h[:, 0] for h in out.hidden_states])
             outs.append(vec)
-        return _split(outs, counts, self.dim)
+        return split_rows(outs, counts, self.dim)
 
 
-class VideoMAEEncoder(_TorchEncoder):
+class VideoMAEEncoder(_VisionEncoder):
     """VideoMAE, one vector per non-overlapping window of ``num_frames`` (16) frames.
 
     A window's vector is the mean over its tokens of the chosen hidden state(s). A clip
@@ -399,21 +335,22 @@ class VideoMAEEncoder(_TorchEncoder):
     pixel_mean, pixel_std = IMAGENET_MEAN, IMAGENET_STD
 
     def __init__(self, *, base_name: str, model_id: str, revision: str | None = None, layers=None,
-                 device: str = "cpu", batch_size: int | None = None, model=None, fps: float = 30.0,
-                 face_crop: bool = False, precision: str = "auto"):
+                 device: str = "cpu", batch_size: int | None = None, model=None, fps: float | None = 30.0,
+                 face_crop: bool = False, precision: Precision = "auto", local: bool = False):
+        check_precision(precision)
         if model is None:
             from transformers import VideoMAEModel
 
-            model = load_pretrained(model_id, revision=revision, cls=VideoMAEModel)
+            model = load_pretrained(model_id, revision=revision, cls=VideoMAEModel, local=local)
         config = model.config
-        self._setup(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
+        self.setup_model(model, base_name=base_name, model_id=model_id, revision=revision, layers=layers,
                     device=device, batch_size=batch_size or (8 if device.startswith("cuda") else 1),
                     n_layers=int(config.num_hidden_layers), precision=precision)
         if self.last < self.n_layers:
-            _truncate(self.model, self.last + 1)
+            truncate_blocks(self.model, self.last + 1)
         self.window = int(config.num_frames)
         self.image_size = int(config.image_size)
-        self._face_setup(face_crop, fps)
+        self.setup_frames(face_crop=face_crop, fps=fps)
         self.windows_per_pass = 32 if self.device.type == "cuda" else 4
 
     def output_fps(self, input_rate: float) -> float:
@@ -439,17 +376,36 @@ class VideoMAEEncoder(_TorchEncoder):
         windows = self._pixels(clips).view(-1, self.window, 3, size, size)
         outs = []
         for start in range(0, len(windows), self.windows_per_pass):
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), self.autocast():
                 out = self.model(pixel_values=windows[start : start + self.windows_per_pass],
                                  output_hidden_states=True)
-                vec = self._select(out.hidden_states).mean(dim=1)
+                vec = self.select(out.hidden_states).mean(dim=1)
             outs.append(vec)
-        return _split(outs, counts, self.dim)
+        return split_rows(outs, counts, self.dim)
 
 
-def _split(outs: list, counts: Sequence[int], dim: int) -> list[np.ndarray]:
-    """Tensors of consecutive rows (any float dtype, any device) -> one float32 array per clip."""
-    import torch
+def _options(request: BuildRequest) -> dict[str, Any]:
+    """The constructor arguments every model encoder takes, from a registry request."""
+    return dict(base_name=request.name, model_id=request.weights, revision=request.revision,
+                layers=request.layers, device=request.device, batch_size=request.batch_size,
+                model=request.model, precision=request.precision, local=request.local)
 
-    rows = torch.cat(outs).float().cpu().numpy() if outs else np.empty((0, dim), np.float32)
-    return [np.ascontiguousarray(a, dtype=np.float32) for a in np.split(rows, np.cumsum(counts)[:-1])]
+
+def build_audio(request: BuildRequest) -> HFAudioEncoder:
+    """The registry's factory for WavLM, HuBERT and wav2vec 2.0 (default layer: the last hidden state)."""
+    return HFAudioEncoder(**_options(request))
+
+
+def build_clip(request: BuildRequest) -> CLIPEncoder:
+    """The registry's factory for CLIP's pooled output per frame, at 30 fps."""
+    return CLIPEncoder(**_options(request), face_crop=request.face_crop)
+
+
+def build_clip_projected(request: BuildRequest) -> CLIPEncoder:
+    """The registry's factory for the paper's CLIP: the projected image embedding of every frame."""
+    return CLIPEncoder(**_options(request), face_crop=request.face_crop, fps=None, projection=True)
+
+
+def build_videomae(request: BuildRequest) -> VideoMAEEncoder:
+    """The registry's factory for VideoMAE, one vector per 16-frame window."""
+    return VideoMAEEncoder(**_options(request), face_crop=request.face_crop)

@@ -2,11 +2,13 @@
 
 Both write the same store as :func:`blemore.extraction.extract` (``FEATURES/<name>/<clip>.npy``
 + ``index.csv`` + ``settings.json``), so features of encoders blemore does not run
-(ImageBind, Video Swin, HiCMAE, OpenFace) go through the protocol like the others.
+(HiCMAE, OpenFace, or any made by other code) go through the protocol like the others.
 
 - :func:`import_openface`: one ``<clip>.csv`` per clip as written by OpenFace 2.0
   ``FeatureExtraction``; keeps gaze (8), head pose (6), AU intensities (``AU.._r``) and
-  AU presence (``AU.._c``); frames with ``success == 0`` become NaN rows.
+  AU presence (``AU.._c``), frames with ``success == 0`` as NaN rows; or, with
+  ``preprocessing="official"``, the official baseline's 31 columns, confidence filter and
+  interpolation (:mod:`blemore.features.openface`).
 - :func:`import_npy`: one ``<clip>.npy`` per clip, ``(T, D)``, or ``(D,)`` for one vector
   per clip (stored as one frame ``(1, D)``); all clips must share ``D``.
 
@@ -18,17 +20,23 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
 from blemore.errors import BlemoreError
+from blemore.features.openface import (
+    CONFIDENCE_THRESHOLD,
+    GOOD_FRAMES_RATIO,
+    OpenFacePreprocessing,
+    official_frames,
+    openface_columns,
+)
 from blemore.features.summary import ExtractionSummary, Failure, software_versions
 from blemore.labels import clip_stem
 
-__all__ = ["import_openface", "import_npy", "OPENFACE_PREFIXES"]
+__all__ = ["import_openface", "import_npy", "openface_frames", "OPENFACE_PREFIXES"]
 
-_GAZE = ["gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z", "gaze_angle_x", "gaze_angle_y"]
-_POSE = ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz"]
 OPENFACE_PREFIXES = ("gaze", "pose", "AU_r", "AU_c")
 
 
@@ -60,34 +68,82 @@ def _summary(out: Path, name: str):
     return ExtractionSummary(out=out, encoders=[name])
 
 
-def _openface_columns(columns: list[str]) -> list[str]:
-    aur = sorted(c for c in columns if re.fullmatch(r"AU\d+_r", c))
-    auc = sorted(c for c in columns if re.fullmatch(r"AU\d+_c", c))
-    keep = [c for c in _GAZE + _POSE if c in columns] + aur + auc
-    if not aur and not auc:
-        raise BlemoreError("no AU columns (AU01_r, AU01_c, ...): is this OpenFace 2.0 FeatureExtraction output?")
-    return keep
+def _read_openface(path: Path):
+    """One OpenFace CSV as a DataFrame, column names stripped."""
+    import pandas as pd
+
+    df = pd.read_csv(path, skipinitialspace=True)
+    df.columns = [c.strip() for c in df.columns]
+    return df
+
+
+def _openface_rate(df, fps: float | None) -> float | None:
+    """``fps``, or the frame rate from the ``timestamp`` column."""
+    if fps is not None or "timestamp" not in df.columns or len(df) < 2:
+        return fps
+    steps = np.diff(df["timestamp"].to_numpy(dtype=np.float64))
+    steps = steps[steps > 0]
+    return float(1.0 / np.median(steps)) if len(steps) else None
+
+
+def openface_frames(df, columns: list[str], preprocessing: OpenFacePreprocessing = "mark-failed",
+                    *, path: str | Path = "") -> tuple[np.ndarray, float]:
+    """A clip's OpenFace frames ``(T, D)`` float32 and the share of frames with a face.
+
+    Raises :class:`BlemoreError` (naming ``path``) for missing columns or a file without frames.
+    """
+    needed = columns + (["success", "confidence"] if preprocessing == "official" else [])
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise BlemoreError(f"{path}: {len(missing)} OpenFace column(s) missing: {', '.join(missing[:5])}")
+    if len(df) == 0:
+        raise BlemoreError(f"{path}: no frames (an empty OpenFace file); run FeatureExtraction on this clip again")
+    values = df[columns].to_numpy(dtype=np.float64)
+    if preprocessing == "official":
+        return official_frames(values, success=df["success"].to_numpy(),
+                               confidence=df["confidence"].to_numpy(dtype=np.float64))
+    ok = np.ones(len(df), bool)
+    if "success" in df.columns:
+        ok = df["success"].to_numpy() == 1
+        values[~ok] = np.nan
+    return values.astype(np.float32), float(ok.mean())
+
+
+def _openface_settings(name: str, columns: list[str], preprocessing: OpenFacePreprocessing) -> dict:
+    config = {"encoder": name, "source": "openface", "columns": columns}
+    if preprocessing == "official":
+        config.update(preprocessing="official", confidence_threshold=CONFIDENCE_THRESHOLD,
+                      good_frames_ratio=GOOD_FRAMES_RATIO)
+    return {"config": config, "versions": software_versions()}
 
 
 def import_openface(src: str | Path, *, out: str | Path, name: str = "openface", fps: float | None = None,
-                    overwrite: bool = False):
-    """Import OpenFace 2.0 CSVs (one per clip) into ``out/<name>/``; returns an ExtractionSummary."""
+                    overwrite: bool = False, preprocessing: OpenFacePreprocessing = "mark-failed"):
+    """Import OpenFace 2.0 CSVs (one per clip) into ``out/<name>/``; returns an ExtractionSummary.
+
+    ``preprocessing``: ``"mark-failed"`` (frames without a face become NaN rows) or
+    ``"official"`` (the official baseline's confidence filter and interpolation, its 31
+    columns; :mod:`blemore.features.openface`).
+    """
     import pandas as pd
 
     from blemore.features.store import FeatureStore
 
+    if preprocessing not in get_args(OpenFacePreprocessing):
+        raise BlemoreError(f"OpenFace preprocessing {preprocessing!r}: expected 'mark-failed' or 'official'")
     start = time.perf_counter()
     name = _check_name(name)
     files = _files(src, ".csv")
     out = Path(out)
     summary = _summary(out, name)
-    first = pd.read_csv(next(iter(files.values())), skipinitialspace=True, nrows=1)
+    first_path = next(iter(files.values()))
+    first = pd.read_csv(first_path, skipinitialspace=True, nrows=1)
     try:
-        columns = _openface_columns([c.strip() for c in first.columns])
+        columns = openface_columns([c.strip() for c in first.columns], preprocessing)
     except BlemoreError as exc:
-        raise BlemoreError(f"{next(iter(files.values()))}: {exc}") from None
-    settings = {"config": {"encoder": name, "source": "openface", "columns": columns}, "versions": software_versions()}
-    with FeatureStore(out / name, settings=settings, overwrite=overwrite) as store:
+        raise BlemoreError(f"{first_path}: {exc}") from None
+    with FeatureStore(out / name, settings=_openface_settings(name, columns, preprocessing),
+                      overwrite=overwrite) as store:
         done = store.done()
         for clip, path in files.items():
             if clip in done:
@@ -95,27 +151,12 @@ def import_openface(src: str | Path, *, out: str | Path, name: str = "openface",
                 continue
             summary.clips += 1
             try:
-                df = pd.read_csv(path, skipinitialspace=True)
-                df.columns = [c.strip() for c in df.columns]
-                missing = [c for c in columns if c not in df.columns]
-                if missing:
-                    raise BlemoreError(f"{path}: {len(missing)} OpenFace column(s) missing: {', '.join(missing[:5])}")
-                if len(df) == 0:
-                    raise BlemoreError(f"{path}: no frames")
-                values = df[columns].to_numpy(dtype=np.float64)
-                ok = np.ones(len(df), bool)
-                if "success" in df.columns:
-                    ok = df["success"].to_numpy() == 1
-                    values[~ok] = np.nan
-                rate = fps
-                if rate is None and "timestamp" in df.columns and len(df) > 1:
-                    steps = np.diff(df["timestamp"].to_numpy(dtype=np.float64))
-                    steps = steps[steps > 0]
-                    rate = float(1.0 / np.median(steps)) if len(steps) else None
-                store.write(clip, values.astype(np.float32), fps=rate, face_found=float(ok.mean()))
+                df = _read_openface(path)
+                values, face = openface_frames(df, columns, preprocessing, path=path)
+                store.write(clip, values, fps=_openface_rate(df, fps), face_found=face)
                 summary.done += 1
             except (BlemoreError, ValueError, pd.errors.ParserError) as exc:
-                reason = str(exc) if isinstance(exc, BlemoreError) else f"{path}: {exc}"
+                reason = str(exc) if isinstance(exc, BlemoreError) else f"{path}: {' '.join(str(exc).split())}"
                 store.fail(clip, reason)
                 summary.failed += 1
                 summary.failures.append(Failure(name, clip, reason))

@@ -5,7 +5,10 @@ swscale and converts audio to mono float; ``soxr`` resamples audio to 16 kHz.
 
 One pass over the file serves every consumer: :func:`decode_clip` takes the audio
 rate and any number of :class:`VideoSpec` (e.g. 15 fps at 240 px for face geometry
-and 30 fps at 224 px for CLIP) and returns them all. Problems a user must know about
+and 30 fps at 224 px for CLIP) and returns them all. A spec may carry a
+:class:`FrameTransform` (a picklable callable, e.g. the face crop of the video models) that
+runs on the clip's sampled frames in the decoding worker; this module knows nothing of what
+it does. Problems a user must know about
 (no audio track, no frames, a broken container, an undecodable stream) raise
 :class:`~blemore.errors.BlemoreError` whose message names the file and the reason;
 the extraction records that message as the clip's failure and goes on.
@@ -21,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 
@@ -29,6 +32,8 @@ from blemore.errors import BlemoreError
 
 __all__ = [
     "SAMPLE_RATE",
+    "Crop",
+    "FrameTransform",
     "MediaInfo",
     "VideoSpec",
     "VideoFrames",
@@ -38,6 +43,7 @@ __all__ = [
     "read_audio",
     "read_video",
     "scaled_size",
+    "centre_square",
 ]
 
 #: Audio sample rate of every audio encoder (Hz).
@@ -60,6 +66,27 @@ class MediaInfo:
     audio_channels: int | None
 
 
+#: What a :class:`VideoSpec` may cut from each frame as it is sampled.
+Crop = Literal["centre"]
+
+
+@runtime_checkable
+class FrameTransform(Protocol):
+    """A change of a clip's sampled frames, run where the clip is decoded.
+
+    Called once per clip with all its frames ``(T, H, W, 3)`` uint8 after sampling (and
+    after the ``crop``), it returns the frames the encoder sees ``(T, H', W', 3)`` uint8.
+    It runs in the decoding worker (a thread or, with ``pool="process"``, a process), so
+    it must be picklable; it is part of a :class:`VideoSpec`, a dictionary key, so it
+    must be hashable and compare by value (a frozen dataclass is all three). ``name``
+    says in the features' settings what was done (e.g. ``"face"``).
+    """
+
+    name: str
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class VideoSpec:
     """How an encoder wants its frames.
@@ -68,22 +95,40 @@ class VideoSpec:
     keeps every frame); None keeps every frame. ``short_side``: the shorter side
     after scaling, aspect ratio kept, sizes even; None keeps the decoded size.
     ``crop``: None keeps the whole frame; ``"centre"`` its centre square (what the video
-    models see: cut in the decoding worker, so fewer bytes travel to the encoder);
-    ``"face"`` a square around the face, the same for every frame of the clip
-    (:mod:`blemore.encoders.facecrop`, MediaPipe's face detector; centre square without a face).
+    models see: cut in the decoding worker, so fewer bytes travel to the encoder).
+    ``transform``: a :class:`FrameTransform` applied to the clip's frames after sampling
+    and cropping, in the decoding worker (e.g. :class:`blemore.encoders.facecrop.FaceCrop`).
+
+    >>> VideoSpec(fps=15, short_side=240) == VideoSpec(15.0, 240)
+    True
     """
 
     fps: float | None = None
     short_side: int | None = None
-    crop: str | None = None
+    crop: Crop | None = None
+    transform: FrameTransform | None = None
 
     def __post_init__(self) -> None:
         if self.fps is not None and not self.fps > 0:
             raise BlemoreError(f"video rate must be positive, got fps={self.fps}")
         if self.short_side is not None and self.short_side < 2:
             raise BlemoreError(f"short_side must be at least 2 pixels, got {self.short_side}")
-        if self.crop not in (None, "centre", "face"):
-            raise BlemoreError(f"crop={self.crop!r}: expected None, 'centre' or 'face'")
+        if self.crop not in (None, *get_args(Crop)):
+            raise BlemoreError(f"crop={self.crop!r}: expected None or 'centre'")
+        if self.transform is not None:
+            if not callable(self.transform) or not isinstance(getattr(self.transform, "name", None), str):
+                raise BlemoreError(f"transform={self.transform!r}: expected a callable with a 'name'")
+            try:
+                hash(self.transform)
+            except TypeError:
+                raise BlemoreError(
+                    f"transform={self.transform!r}: must be hashable (a frozen dataclass, say)"
+                ) from None
+
+    @property
+    def label(self) -> str | None:
+        """What is cut from the frames, for the settings: the transform's name, else the crop."""
+        return self.transform.name if self.transform is not None else self.crop
 
 
 @dataclass
@@ -221,25 +266,34 @@ class _Sampler:
         self.times.append(t)
 
     def result(self, native_fps: float | None) -> VideoFrames:
+        """The kept frames (through the spec's transform), their times and rate."""
         if self.frames:
             frames = np.stack(self.frames)
-            if self.spec.crop == "face":
-                from blemore.encoders.facecrop import crop_to_face
-
-                frames = crop_to_face(frames)
+            if self.spec.transform is not None:
+                frames = _transformed(self.spec.transform, frames)
         else:
             side = min(self.height, self.width)
             frames = np.zeros((0, side, side, 3) if self.spec.crop else (0, self.height, self.width, 3), np.uint8)
         times = np.asarray(self.times, dtype=np.float64)
+        return VideoFrames(frames=frames, times=times, fps=self._rate(times, native_fps))
+
+    def _rate(self, times: np.ndarray, native_fps: float | None) -> float:
         if self.step:
-            fps = 1.0 / self.step
-        elif native_fps:
-            fps = native_fps
-        elif len(times) > 1:
-            fps = float(1.0 / np.median(np.diff(times)))
-        else:
-            fps = 0.0
-        return VideoFrames(frames=frames, times=times, fps=fps)
+            return 1.0 / self.step
+        if native_fps:
+            return native_fps
+        if len(times) > 1:
+            return float(1.0 / np.median(np.diff(times)))
+        return 0.0
+
+
+def _transformed(transform: FrameTransform, frames: np.ndarray) -> np.ndarray:
+    """``transform(frames)``, checked: uint8 frames ``(T, H', W', 3)``, as many as went in."""
+    out = transform(frames)
+    if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.ndim == 4 and len(out) == len(frames)):
+        got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise BlemoreError(f"frame transform {transform.name!r} returned {got}; expected {len(frames)} uint8 frames")
+    return out
 
 
 def _audio_to_mono(frame) -> np.ndarray:
@@ -278,74 +332,105 @@ def decode_clip(
     opened at all raises :class:`BlemoreError`.
     """
     specs = list(dict.fromkeys(video))
-    want_audio = audio_rate is not None
     result = DecodedClip(path=str(path), sample_rate=audio_rate or SAMPLE_RATE)
-    if not want_audio and not specs:
+    if audio_rate is None and not specs:
         return result
     with _open(path) as container:
-        vstream = container.streams.video[0] if (specs and container.streams.video) else None
-        astream = container.streams.audio[0] if (want_audio and container.streams.audio) else None
-        if specs and vstream is None:
-            result.video_error = f"{path}: no video stream"
-        if want_audio and astream is None:
-            result.audio_error = f"{path}: no audio track"
-        if vstream is None and astream is None:
+        streams = _open_streams(container, path, specs, audio_rate is not None, threads, result)
+        if streams.video is None and streams.audio is None:
             return result
-        samplers: list[_Sampler] = []
-        native_fps = None
-        if vstream is not None:
-            if threads:
-                vstream.thread_type = "AUTO"
-            native_fps = _rate(vstream)
-            w, h = vstream.codec_context.width, vstream.codec_context.height
-            if not w or not h:
-                result.video_error = f"{path}: video stream has no frame size (undecodable stream)"
-                vstream = None
-            else:
-                samplers = [_Sampler(s, native_fps, w, h) for s in specs]
-        chunks: list[np.ndarray] = []
-        source_rate = astream.codec_context.sample_rate if astream is not None else None
-        streams = [s for s in (vstream, astream) if s is not None]
-        index = 0
         try:
-            for packet in container.demux(*streams):
-                for frame in packet.decode():
-                    if packet.stream.type == "video":
-                        t = frame.time
-                        if t is None:
-                            t = index / native_fps if native_fps else float(index)
-                        index += 1
-                        for sampler in samplers:
-                            sampler.offer(frame, float(t))
-                    else:
-                        source_rate = frame.sample_rate or source_rate
-                        chunks.append(_audio_to_mono(frame))
+            chunks, source_rate = _demux(container, streams)
         except Exception as exc:  # FFmpeg errors: truncated or corrupt data
             reason = f"{path}: undecodable stream ({_reason(exc)})"
-            if vstream is not None:
+            if streams.video is not None:
                 result.video_error = reason
-            if astream is not None:
+            if streams.audio is not None:
                 result.audio_error = reason
             return result
-        if vstream is not None:
-            for sampler in samplers:
-                frames = sampler.result(native_fps)
-                if len(frames.frames) == 0:
-                    result.video_error = f"{path}: no video frames could be decoded"
-                    result.video = {}
-                    break
-                result.video[sampler.spec] = frames
-        if astream is not None:
-            if not chunks or sum(len(c) for c in chunks) == 0:
-                result.audio_error = f"{path}: audio track holds no samples"
-            else:
-                signal = np.concatenate(chunks)
-                if source_rate and source_rate != audio_rate:
-                    import soxr
-
-                    signal = soxr.resample(signal, source_rate, audio_rate).astype(np.float32, copy=False)
-                result.audio = np.ascontiguousarray(signal, dtype=np.float32)
+        if streams.video is not None:
+            _collect_video(streams, result, path)
+        if streams.audio is not None:
+            _collect_audio(chunks, source_rate, audio_rate, result, path)
     return result
+
+
+@dataclass
+class _Streams:
+    """The streams one decoding pass reads, and a sampler per video spec."""
+
+    video: Any = None
+    audio: Any = None
+    native_fps: float | None = None
+    samplers: list[_Sampler] = field(default_factory=list)
+
+
+def _open_streams(container, path, specs: list[VideoSpec], want_audio: bool, threads: bool,
+                  result: DecodedClip) -> _Streams:
+    """The streams wanted and present; what is wanted but missing goes to ``result``'s errors."""
+    streams = _Streams(
+        video=container.streams.video[0] if (specs and container.streams.video) else None,
+        audio=container.streams.audio[0] if (want_audio and container.streams.audio) else None,
+    )
+    if specs and streams.video is None:
+        result.video_error = f"{path}: no video stream"
+    if want_audio and streams.audio is None:
+        result.audio_error = f"{path}: no audio track"
+    if streams.video is not None:
+        if threads:
+            streams.video.thread_type = "AUTO"
+        streams.native_fps = _rate(streams.video)
+        w, h = streams.video.codec_context.width, streams.video.codec_context.height
+        if not w or not h:
+            result.video_error = f"{path}: video stream has no frame size (undecodable stream)"
+            streams.video = None
+        else:
+            streams.samplers = [_Sampler(s, streams.native_fps, w, h) for s in specs]
+    return streams
+
+
+def _demux(container, streams: _Streams) -> tuple[list[np.ndarray], int | None]:
+    """Read every packet once: video frames go to the samplers, audio to mono chunks."""
+    chunks: list[np.ndarray] = []
+    source_rate = streams.audio.codec_context.sample_rate if streams.audio is not None else None
+    native_fps = streams.native_fps
+    index = 0
+    for packet in container.demux(*[s for s in (streams.video, streams.audio) if s is not None]):
+        for frame in packet.decode():
+            if packet.stream.type == "video":
+                t = frame.time
+                if t is None:
+                    t = index / native_fps if native_fps else float(index)
+                index += 1
+                for sampler in streams.samplers:
+                    sampler.offer(frame, float(t))
+            else:
+                source_rate = frame.sample_rate or source_rate
+                chunks.append(_audio_to_mono(frame))
+    return chunks, source_rate
+
+
+def _collect_video(streams: _Streams, result: DecodedClip, path) -> None:
+    for sampler in streams.samplers:
+        frames = sampler.result(streams.native_fps)
+        if len(frames.frames) == 0:
+            result.video_error = f"{path}: no video frames could be decoded"
+            result.video = {}
+            return
+        result.video[sampler.spec] = frames
+
+
+def _collect_audio(chunks: list[np.ndarray], source_rate: int | None, audio_rate: int | None,
+                   result: DecodedClip, path) -> None:
+    if not chunks or sum(len(c) for c in chunks) == 0:
+        result.audio_error = f"{path}: audio track holds no samples"
+        return
+    signal = np.concatenate(chunks)
+    if source_rate and source_rate != audio_rate:
+        import soxr
+
+        signal = soxr.resample(signal, source_rate, audio_rate).astype(np.float32, copy=False)
+    result.audio = np.ascontiguousarray(signal, dtype=np.float32)
 
 
 def read_audio(path: str | Path, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -361,14 +446,20 @@ def read_audio(path: str | Path, *, sample_rate: int = SAMPLE_RATE) -> np.ndarra
 
 
 def read_video(
-    path: str | Path, *, fps: float | None = None, short_side: int | None = None, crop: str | None = None
+    path: str | Path,
+    *,
+    fps: float | None = None,
+    short_side: int | None = None,
+    crop: Crop | None = None,
+    transform: FrameTransform | None = None,
 ) -> VideoFrames:
     """The clip's frames as uint8 RGB (T, H, W, 3) at ``fps`` with the shorter side ``short_side``
-    (``crop``: see :class:`VideoSpec`; an encoder's frames are ``read_video(path, **vars(encoder.video))``).
+    (``crop``, ``transform``: see :class:`VideoSpec`; an encoder's frames are
+    ``read_video(path, **vars(encoder.video))``).
 
     Raises :class:`BlemoreError` if there is no video stream or no frame decodes.
     """
-    spec = VideoSpec(fps=fps, short_side=short_side, crop=crop)
+    spec = VideoSpec(fps=fps, short_side=short_side, crop=crop, transform=transform)
     clip = decode_clip(path, audio_rate=None, video=[spec])
     if clip.video_error:
         raise BlemoreError(clip.video_error)
