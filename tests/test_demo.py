@@ -34,7 +34,7 @@ def demo_run(tmp_path_factory) -> tuple[Path, int, str]:
                     (out / "data").symlink_to(ds.root, target_is_directory=True)
                 args = ["demo", "--out", str(out), "--actors", str(TINY["actors"]), "--seed", str(TINY["seed"]),
                         "--duration", str(TINY["duration"]), "--fps", str(TINY["fps"]), "--size", str(TINY["size"]), "--noise", str(TINY["noise"]),
-                        "--epochs", str(EPOCHS), "--models", "linear", "--compare", "actor-norm", "--no-report", "--quiet"]
+                        "--epochs", str(EPOCHS), "--models", "linear", "--methods", "actor-norm", "--no-report", "--quiet"]
                 result = CliRunner().invoke(app, args)
                 if result.exception and not isinstance(result.exception, SystemExit):
                     raise result.exception
@@ -60,7 +60,8 @@ def test_demo_prints_the_table_and_leaves_a_run_folder(demo_run) -> None:
     for name in ("config.json", "results.csv", "results.md", "curves.csv", "test_scores.json"):
         assert (run / name).is_file(), name
     for fs in ("opensmile", "facemesh", "opensmile+facemesh"):
-        assert (run / "submission" / f"{fs}__linear.zip").is_file()
+        assert (run / "submission" / f"baseline__{fs}__linear.zip").is_file()
+        assert (run / "submission" / f"actor-norm__{fs}__linear.zip").is_file()
         assert (run / "predictions" / f"{fs}__linear__test.csv").is_file()
     results = pd.read_csv(run / "results.csv", dtype={"fold": str})
     test = results[results["fold"].isin(["test", "test-pooled"])]
@@ -70,10 +71,28 @@ def test_demo_prints_the_table_and_leaves_a_run_folder(demo_run) -> None:
     # both selection rules are scored blind on the held-out clips: the paper's and the pooled one
     baseline = test[test.method == "baseline"]
     assert set(baseline["fold"]) == {"test", "test-pooled"} and len(baseline) == 6
-    # the comparison beyond the baseline ran on the same folds and was printed
-    assert "Beyond the baseline" in output and "| actor-norm |" in output
+    # every method ran through the one pipeline, and every method's zip was scored on the held-out truth
+    assert "Every method on the same folds" in output and "| actor-norm |" in output
     compare = pd.read_csv(run / "compare.csv")
-    assert {"baseline", "actor-norm"} <= set(compare["method"]) and "test" in set(compare["split"])
+    assert {"baseline", "actor-norm"} <= set(compare["method"]) and set(compare["split"]) == {"val"}
+    scores = json.loads((run / "test_scores.json").read_text())["scores"]
+    assert {(s["method"], s["feature_set"]) for s in scores if s["method"] == "actor-norm"} == {
+        ("actor-norm", fs) for fs in ("opensmile", "facemesh", "opensmile+facemesh")}
+    best = json.loads((run / "best.json").read_text())
+    assert f"Chosen to submit: {best['chosen']['method']} / {best['chosen']['feature_set']}" in output
+    assert "Its submission on the held-out truth" in output
+
+
+def test_results_csv_is_byte_identical_to_the_earlier_pipelines(demo_run) -> None:
+    """The same demo settings give the same results.csv, byte for byte, as the pipeline before the redesign.
+
+    ``tests/data/demo_tiny_results.csv`` was written by the earlier implementation (separate benchmark,
+    compare and scoring code) on this dataset; the redesign must not change a digit of it.
+    """
+    out, code, output = demo_run
+    assert code == 0, output
+    expected = (Path(__file__).parent / "data" / "demo_tiny_results.csv").read_bytes()
+    assert (out / "run" / "results.csv").read_bytes() == expected
 
 
 def test_face_detection_rate_is_reported_and_high(demo_run) -> None:
