@@ -213,7 +213,7 @@ def run_demo(
 
     t = time.perf_counter()
     _say(f"[2/5] extracting {', '.join(DEMO_ENCODERS)} features into {root / 'features'}", quiet=quiet)
-    from blemore.extraction.engine import extract
+    from blemore.extraction.local import extract
 
     features = root / "features"
     failures = []

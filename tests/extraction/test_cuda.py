@@ -12,7 +12,7 @@ import torch
 
 from tests.support.avclips import make_clip
 from blemore.encoders import get_encoder
-from blemore.extraction.engine import extract
+from blemore.extraction.local import extract
 
 from tests.support.tiny_models import KINDS, SPECS, inputs as _inputs, relative_error as _rel, tiny_model
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tests.support.avclips import make_broken, make_clip, make_truncated
 from blemore.cli import app
 from blemore.encoders import get_encoder
-from blemore.extraction.engine import extract
+from blemore.extraction.local import extract
 from blemore.features.store import read_index
 
 from tests.support.tiny_models import tiny_audio_model, tiny_clip

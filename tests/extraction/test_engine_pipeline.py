@@ -9,10 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support import avclips
-from blemore.extraction import engine as extraction
+from blemore.extraction import local
 from blemore.cli import app
 from blemore.encoders.base import Encoder
-from blemore.extraction.engine import _WriterThread, extract
+from blemore.extraction.engine import WriterThread
+from blemore.extraction.local import extract
 from blemore.features.summary import ExtractionSummary
 from blemore.features.store import read_index
 from blemore.media.decoder import VideoSpec
@@ -74,7 +75,7 @@ def test_a_decoding_worker_that_dies_is_one_line_exit_2_and_the_store_stays_read
     first = extract(clips, encoders=["opensmile"], out=out, progress=False, workers=0, limit=2)
     assert first.done == 2
     before = _stored(out / "opensmile")
-    monkeypatch.setattr(extraction, "_decode_shared", avclips.die_in_worker)
+    monkeypatch.setattr(local, "decode_shared", avclips.die_in_worker)
     result = CliRunner().invoke(app, ["extract", str(clips), "--encoders", "opensmile", "--out", str(out),
                                       "--pool", "process", "--workers", "1", "--quiet"])
     assert result.exit_code == 2, result.output
@@ -140,7 +141,7 @@ def test_writer_thread_keeps_order_counts_and_hands_its_error_to_the_caller(tmp_
     enc = FramesEcho()
     store = _SlowStore(delay=0.002, fail_on="c5")
     summary = ExtractionSummary(out=tmp_path, encoders=["echo"])
-    sink = _WriterThread({"echo": store}, summary, depth=1)
+    sink = WriterThread({"echo": store}, summary, depth=1)
     features = np.zeros((3, 3), np.float32)
     with pytest.raises(RuntimeError, match="disk gone while writing c5"):
         for k in range(20):

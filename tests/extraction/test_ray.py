@@ -164,7 +164,7 @@ def _assert_same_store(a: Path, b: Path) -> None:
 @pytest.mark.slow
 def test_extract_on_ray_survives_a_worker_killed_midway(cluster, clips, tmp_path):
     from blemore.extraction.ray import extract_on_ray
-    from blemore.extraction.engine import extract
+    from blemore.extraction.local import extract
 
     serial = extract(clips, encoders=[Energy()], out=tmp_path / "serial", progress=False, workers=0)
     assert serial.done == 8
