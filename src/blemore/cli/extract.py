@@ -23,7 +23,8 @@ def extract(
     clips: Path = typer.Argument(..., help="Folder of clips (.mov, .mp4, anything PyAV opens), searched recursively."),
     encoders: str = typer.Option(
         "opensmile,facemesh", "--encoders", "-e",
-        help="Comma-separated encoder specs NAME[=MODEL_ID][@REV][:LAYERS], e.g. opensmile,facemesh,wavlm-large:12.",
+        help="Comma-separated encoder specs: a NAME, then optionally =MODEL_ID, @REVISION and :LAYERS, "
+        "e.g. opensmile,facemesh,wavlm-large:12 (see `blemore encoders`).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Features root; each encoder writes OUT/<encoder>/."),
     metadata: Optional[Path] = typer.Option(None, "--metadata", help="Official metadata CSV (actor, fold)."),

@@ -63,14 +63,42 @@ def check_features(clip: str, features: np.ndarray, dim: int | None) -> np.ndarr
 
 
 def read_index(path: str | Path) -> dict[str, dict[str, str]]:
-    """An ``index.csv`` (or the encoder folder holding it) as clip -> row (strings)."""
+    """An ``index.csv`` (or the encoder folder holding it) as clip -> row (strings); ``{}`` if there is none.
+
+    Raises :class:`BlemoreError` naming the file if it is not an index (not text, no ``clip`` column).
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "index.csv"
     if not path.exists():
         return {}
-    with open(path, newline="") as fh:
-        return {row["clip"]: row for row in csv.DictReader(fh)}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None:
+                return {}
+            if "clip" not in reader.fieldnames:
+                raise BlemoreError(f"{path}: not a feature index (no 'clip' column)")
+            return {row["clip"]: row for row in reader if row.get("clip")}
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BlemoreError(f"{path}: not a readable feature index ({type(exc).__name__})") from None
+
+
+def _stored_shape(path: Path) -> tuple[int, int] | None:
+    """``(frames, dim)`` of a stored ``.npy`` (its header only), or None if it is not a whole 2-D array."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        frames, dim = arr.shape
+    except Exception:  # unreadable, cut short or not 2-D
+        return None
+    return int(frames), int(dim)
+
+
+def _row_fits(row: dict[str, str | None], shape: tuple[int, int]) -> bool:
+    """Whether a ``done`` row is whole and describes the file it stands for."""
+    if any(row.get(c) is None for c in INDEX_COLUMNS):  # a row cut short
+        return False
+    return (row["frames"], row["dim"]) == (str(shape[0]), str(shape[1]))
 
 
 class FeatureStore:
@@ -124,25 +152,28 @@ class FeatureStore:
         write_bytes(path, (json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n").encode())
 
     def _reconcile(self) -> None:
+        """Make the index agree with the files: a ``done`` row needs a whole ``.npy`` of its shape
+        (else the clip is redone, or taken from its file), a whole ``.npy`` without a row is adopted."""
         remove_temporaries(self.folder)
-        rows = read_index(self.folder / "index.csv")
-        on_disk = {p.stem for p in self.folder.glob("*.npy")}
+        try:
+            rows = read_index(self.folder / "index.csv")
+        except BlemoreError:  # damaged: rebuilt from the files, which are the features themselves
+            rows = {}
+            self._dirty = True
+        shapes = {p.stem: _stored_shape(p) for p in sorted(self.folder.glob("*.npy"))}
         for clip, row in rows.items():
-            if row.get("status") == "done" and clip not in on_disk:
+            status = row.get("status")
+            shape = shapes.get(clip)
+            if status not in ("done", "failed") or (status == "done" and (shape is None or not _row_fits(row, shape))):
                 self._dirty = True
-                continue  # file vanished: redo
-            self.rows[clip] = row
+                continue  # file vanished, unreadable or not what the row says: taken from the file or redone
+            self.rows[clip] = {c: row.get(c) or "" for c in INDEX_COLUMNS}
         config = (self.settings or {}).get("config", {})
-        for clip in sorted(on_disk):
-            if self.rows.get(clip, {}).get("status") == "done":
-                continue
-            try:
-                arr = np.load(self.folder / f"{clip}.npy", mmap_mode="r", allow_pickle=False)
-                frames, dim = arr.shape
-            except Exception:  # unreadable or not 2-D: recompute it
+        for clip, shape in shapes.items():
+            if shape is None or self.rows.get(clip, {}).get("status") == "done":
                 continue
             self.rows[clip] = self._row(
-                clip, status="done", frames=frames, dim=dim, fps=config.get("fps", ""), error=""
+                clip, status="done", frames=shape[0], dim=shape[1], fps=config.get("fps", ""), error=""
             )
             self.adopted.add(clip)
             self._dirty = True
@@ -221,7 +252,7 @@ class FeatureStore:
 
     def clear(self) -> None:
         """Delete the stored features, index and settings of this folder."""
-        for p in list(self.folder.glob("*.npy")) + [self.folder / "index.csv", self.folder / "settings.json"]:
+        for p in sorted(self.folder.glob("*.npy")) + [self.folder / "index.csv", self.folder / "settings.json"]:
             if p.exists():
                 p.unlink()
 
