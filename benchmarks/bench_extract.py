@@ -35,7 +35,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time

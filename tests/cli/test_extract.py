@@ -267,7 +267,8 @@ def test_a_read_only_disk_is_one_line_and_nothing_changes(eight, tmp_path):
     session.snapshot(".", "after")
     results = session.run()
     ro = "read-only file system"
-    assert results[runs["nothing to do"]].returncode == 0 and "done 0, skipped 2" in results[runs["nothing to do"]].stdout
+    idle = results[runs["nothing to do"]]
+    assert idle.returncode == 0 and "done 0, skipped 2" in idle.stdout, idle.stderr
     expected = {
         "more clips": f"{out / 'opensmile' / 'A103_hap_int1_ver1.npy'}: {ro}",
         "another encoder": f"{out / 'facemesh'}: {ro}",

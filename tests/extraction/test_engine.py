@@ -193,7 +193,8 @@ def test_a_failing_batch_is_retried_clip_by_clip_and_its_time_counted_once(clips
     stores = open_stores(tmp_path, {enc.name: encoder_settings(enc)})
     summary = ExtractionSummary(out=tmp_path, encoders=[enc.name])
     run_batch(batch, [enc], Sink(stores, summary), summary)
-    assert [(f.clip, f.reason) for f in summary.failures] == [("A102_ang_int1_ver1", "RuntimeError: cannot encode this clip")]
+    failures = [(f.clip, f.reason) for f in summary.failures]
+    assert failures == [("A102_ang_int1_ver1", "RuntimeError: cannot encode this clip")]
     assert summary.done == 3
     # one batch call + four single-clip calls of 50 ms each, each counted once
     assert 5 * 0.05 <= summary.encode_seconds["slowfail"] < 9 * 0.05

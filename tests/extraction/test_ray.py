@@ -1,7 +1,7 @@
 """Extraction on Ray (blemore.extraction.ray) and the Ray session helpers.
 
-The Ray tests share one local cluster per module (:mod:`tests.support.ray_cluster`); they are
-skipped when Ray is not installed (``pip install 'blemore[ray]'``).
+The Ray tests share one local cluster per module (the ``cluster`` fixture of
+:mod:`tests.support.ray_cluster`); they are skipped when Ray is not installed (``pip install 'blemore[ray]'``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from blemore.encoders.base import Encoder
 from blemore.extraction.ray import chunk_clips
 
 from tests.support.avclips import make_clip
-from tests.support.ray_cluster import HAVE_RAY, cluster, needs_ray  # noqa: F401  (the fixture)
+from tests.support.ray_cluster import HAVE_RAY, needs_ray, ray_head
 
 
 # --------------------------------------------------------------------------- no Ray needed
@@ -268,8 +268,6 @@ def test_a_cuda_worker_holds_one_gpu():
 @pytest.mark.slow
 def test_cli_extract_on_a_cluster_started_with_ray_start(clips, tmp_path):
     """The command as a user runs it: a head node started with `ray start`, the CLI connecting to it."""
-    from tests.support.ray_cluster import ray_head
-
     out = tmp_path / "features"
     with ray_head() as (address, env, blemore_bin):
         r = subprocess.run([str(blemore_bin), "extract", str(clips), "-e", "opensmile", "-o", str(out), "-q",

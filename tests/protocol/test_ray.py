@@ -1,7 +1,7 @@
 """The benchmark and the methods comparison on Ray (blemore.protocol.ray).
 
-The Ray tests share one local cluster per module (:mod:`tests.support.ray_cluster`); they are
-skipped when Ray is not installed (``pip install 'blemore[ray]'``).
+The Ray tests share one local cluster per module (the ``cluster`` fixture of
+:mod:`tests.support.ray_cluster`); they are skipped when Ray is not installed (``pip install 'blemore[ray]'``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.support.real_clips import CLIPS_CSV
-from tests.support.ray_cluster import cluster, needs_ray  # noqa: F401  (the fixture)
+from tests.support.ray_cluster import needs_ray, ray_head
 
 
 @pytest.fixture(scope="module")
@@ -257,8 +257,6 @@ def test_cli_benchmark_with_ray_without_ray_installed_is_one_line_exit_2(bench_i
 @pytest.mark.slow
 def test_cli_benchmark_on_a_cluster_started_with_ray_start(bench_inputs, tmp_path):
     """The command as a user runs it: a head node started with `ray start`, the CLI connecting to it."""
-    from tests.support.ray_cluster import ray_head
-
     with ray_head() as (address, env, blemore_bin):
         r = subprocess.run([str(blemore_bin), "benchmark", "-f", f"a={bench_inputs / 'a.npz'}", "--clips",
                             str(bench_inputs / "clips.txt"), "-m", "linear", "--epochs", "2", "-q",

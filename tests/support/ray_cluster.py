@@ -69,7 +69,8 @@ def ray_head() -> Iterator[tuple[str, dict[str, str], Path]]:
     try:
         for _ in range(60):  # until the head answers
             time.sleep(1)
-            probe = subprocess.run([str(ray_bin), "status", "--address", address], capture_output=True, env=env)
+            probe = subprocess.run([str(ray_bin), "status", "--address", address], capture_output=True,
+                                   env=env)
             if probe.returncode == 0:
                 break
         yield address, env, blemore_bin

@@ -30,7 +30,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 def _can_mount() -> bool:
     if shutil.which("unshare") is None or not sys.platform.startswith("linux"):
         return False
-    probe = "d=$(mktemp -d) && mount -t tmpfs -o size=16k tmpfs \"$d\" && umount \"$d\"; rc=$?; rmdir \"$d\"; exit $rc"
+    probe = 'd=$(mktemp -d) && mount -t tmpfs -o size=16k tmpfs "$d" && umount "$d"; rc=$?; rmdir "$d"; exit $rc'
     try:
         done = subprocess.run(["unshare", "-rm", "sh", "-c", probe], capture_output=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
@@ -38,7 +38,8 @@ def _can_mount() -> bool:
     return done.returncode == 0
 
 
-needs_tmpfs = pytest.mark.skipif(not _can_mount(), reason="cannot mount a tmpfs in a user namespace here (unshare)")
+needs_tmpfs = pytest.mark.skipif(not _can_mount(),
+                                 reason="cannot mount a tmpfs in a user namespace here (unshare)")
 
 
 @dataclass
@@ -74,7 +75,8 @@ class TmpfsSession:
 
     def fill(self) -> None:
         """Add a step filling the tmpfs to the last byte (with a file named ``.filler``)."""
-        self._lines.append(f"dd if=/dev/zero of={shlex.quote(str(self.mount / '.filler'))} bs=1k 2> /dev/null || true")
+        filler = shlex.quote(str(self.mount / ".filler"))
+        self._lines.append(f"dd if=/dev/zero of={filler} bs=1k 2> /dev/null || true")
 
     def snapshot(self, relative: str, name: str) -> None:
         """Add a step copying ``mount/relative`` to ``saved/name`` (files, modes and times kept)."""

@@ -311,8 +311,8 @@ class Sink:
         """Store ``clip``'s features; features the store refuses (NaN-free checks) make the clip fail."""
         store = self.stores[encoder.name]
         try:
-            store.write(clip, features, fps=encoder.output_fps(rate), face_found=face_share(encoder, features),
-                        dim=encoder.dim)
+            store.write(clip, features, fps=encoder.output_fps(rate),
+                        face_found=face_share(encoder, features), dim=encoder.dim)
         except BlemoreError as exc:
             self.fail(encoder, clip, str(exc))
             return

@@ -134,7 +134,7 @@ def default_workers(pool: Pool) -> int:
 
 
 def _take_back_unindexed(stores: Mapping[str, FeatureStore], built: Sequence[Encoder]) -> None:
-    """Index the ``.npy`` files a killed run finished but did not index, as an uninterrupted run would have."""
+    """Index the ``.npy`` files a killed run finished but did not index, as an uninterrupted run does."""
     for encoder in built:
         store = stores[encoder.name]
         for clip in sorted(store.adopted):
@@ -162,7 +162,8 @@ def _encode_all(jobs: list[Job], built: Sequence[Encoder], stores: Mapping[str, 
 
     try:
         # closing(): on an error too, the decoding workers stop and their memory is freed
-        with contextlib.closing(decoded_stream(jobs, built, workers=workers, pool=pool, summary=summary)) as stream:
+        stream = decoded_stream(jobs, built, workers=workers, pool=pool, summary=summary)
+        with contextlib.closing(stream):
             for item in stream:
                 pending.append(item)
                 if len(pending) >= group:
@@ -204,7 +205,8 @@ def decoded_stream(jobs: Sequence[Job], encoders: Sequence[Encoder], *, workers:
         yield from _pooled(jobs, needs, workers, pool, summary)
 
 
-def _inline(jobs: Sequence[Job], needs: list[MediaNeeds], summary: ExtractionSummary | None) -> Iterator[Decoded]:
+def _inline(jobs: Sequence[Job], needs: list[MediaNeeds],
+            summary: ExtractionSummary | None) -> Iterator[Decoded]:
     for job, need in zip(jobs, needs):
         started = time.perf_counter()
         media = decode_media(job.path, need)

@@ -219,7 +219,8 @@ def _decode_all(jobs: Sequence[Job], by_name: dict[str, Encoder], device: str) -
 
 
 def _extract_chunk(encoders: Sequence[str | Encoder], chunk: list[Job], out: str, device: str,
-                   batch_size: int | None, face_crop: bool = False, precision: Precision = "auto") -> dict[str, Any]:
+                   batch_size: int | None, face_crop: bool = False,
+                   precision: Precision = "auto") -> dict[str, Any]:
     """One Ray task: decode and encode a few clips, write their ``.npy``; returns the index rows."""
     started = time.perf_counter()
     built = _encoders_in_worker(encoders, device, batch_size, face_crop, precision)

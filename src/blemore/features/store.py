@@ -128,7 +128,7 @@ class FeatureStore:
         self.settings = settings
         self._check_settings(settings)
         self.rows: dict[str, dict[str, str]] = {}
-        #: clips taken into the index from their ``.npy`` at opening (a killed run wrote the file, not the row)
+        #: clips taken into the index from their ``.npy`` at opening (a killed run wrote the file, no row)
         self.adopted: set[str] = set()
         self._reconcile()
 
@@ -164,7 +164,8 @@ class FeatureStore:
         for clip, row in rows.items():
             status = row.get("status")
             shape = shapes.get(clip)
-            if status not in ("done", "failed") or (status == "done" and (shape is None or not _row_fits(row, shape))):
+            whole = status == "failed" or (status == "done" and shape is not None and _row_fits(row, shape))
+            if not whole:
                 self._dirty = True
                 continue  # file vanished, unreadable or not what the row says: taken from the file or redone
             self.rows[clip] = {c: row.get(c) or "" for c in INDEX_COLUMNS}
@@ -252,7 +253,8 @@ class FeatureStore:
 
     def clear(self) -> None:
         """Delete the stored features, index and settings of this folder."""
-        for p in sorted(self.folder.glob("*.npy")) + [self.folder / "index.csv", self.folder / "settings.json"]:
+        files = sorted(self.folder.glob("*.npy")) + [self.folder / "index.csv", self.folder / "settings.json"]
+        for p in files:
             if p.exists():
                 p.unlink()
 
