@@ -1,7 +1,7 @@
 """The model encoders on a CUDA GPU: same features as on the CPU, within bf16 rounding.
 
 Runs only where torch sees a GPU (never in CI, which has none); on a GPU machine:
-``PYTHONPATH=src python3 -m pytest -q tests/test_cuda.py``.
+``PYTHONPATH=src python3 -m pytest -q tests/extraction/test_cuda.py``.
 """
 
 from __future__ import annotations
