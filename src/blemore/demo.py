@@ -238,7 +238,7 @@ def _generate(root: Path, **options):
 
 
 def _extract(root: Path, ds, *, progress: bool) -> Path:
-    from blemore.extraction.engine import extract
+    from blemore.extraction.local import extract
 
     features = root / "features"
     failures = []

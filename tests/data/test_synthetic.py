@@ -286,3 +286,15 @@ def test_shipped_face_is_the_astronaut_crop() -> None:
     top, left, side = S._CROP
     np.testing.assert_array_equal(image, skdata.astronaut()[top : top + side, left : left + side])
     assert basis.shape == (len(S.FACE_PARAMS[: S._N_WARP]), side, side, 2)
+
+
+def test_without_opencv_generate_says_how_to_install_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cv2" else real(name, *a))
+    result = CliRunner().invoke(app, ["generate", str(tmp_path / "d"), "--actors", "6"])
+    assert result.exit_code == 2, result.output
+    assert "needs OpenCV (cv2)" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "d" / "train").exists()  # checked before anything is written
+

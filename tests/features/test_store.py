@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 
 import numpy as np
@@ -103,3 +104,113 @@ def test_roundtrip_is_exact(tmp_path_factory, x):
     assert got.shape == x.shape
     assert np.array_equal(got, x, equal_nan=True)
     assert read_index(folder)["clip"]["frames"] == str(x.shape[0])
+
+
+def _filled(folder, clips=("a", "b", "c")):
+    with FeatureStore(folder, settings=SETTINGS) as store:
+        for k, clip in enumerate(clips):
+            store.write(clip, np.full((k + 2, 3), k, np.float32), fps=50.0)
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_reopening_with_the_same_settings_writes_nothing(tmp_path, monkeypatch):
+    from blemore.features import store as store_module
+
+    folder = tmp_path / "f"
+    before = _filled(folder)
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    later = {**SETTINGS, "created": "another time"}  # only the time differs
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(store_module, "write_bytes", read_only)
+    with FeatureStore(folder, settings=later) as store:  # a resumed run with nothing to do
+        assert store.done() == {"a", "b", "c"} and store.adopted == set()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
+
+
+def test_a_store_on_a_read_only_disk_names_the_users_file(tmp_path, monkeypatch):
+    import os
+
+    folder = tmp_path / "f"
+    before = _filled(folder)
+    store = FeatureStore(folder, settings=SETTINGS)
+
+    def read_only(path, *args, **kwargs):  # what os.open says on a read-only file system
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(OSError) as info:
+        store.write("d", np.zeros((2, 3)))
+    monkeypatch.undo()
+    assert info.value.errno == errno.EROFS and info.value.filename == str(folder / "d.npy")  # not a temporary name
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_leaving_on_an_error_keeps_that_error_when_the_index_cannot_be_written(tmp_path, monkeypatch):
+    from blemore.features import store as store_module
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    folder = tmp_path / "f"
+    before = _filled(folder)
+    with pytest.raises(RuntimeError, match="the first problem"):
+        with FeatureStore(folder, settings=SETTINGS) as store:
+            store.fail("d", "cannot decode")
+            monkeypatch.setattr(store_module, "write_bytes", full)
+            raise RuntimeError("the first problem")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    with pytest.raises(OSError, match="No space"):  # without an error in flight the index error is raised
+        with FeatureStore(folder, settings=SETTINGS) as store:
+            store.fail("d", "cannot decode")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda f: (f / "index.csv").write_bytes(b"\x00\x01garbage\xff\n"),
+        lambda f: (f / "index.csv").write_bytes((f / "index.csv").read_bytes()[:100]),
+        lambda f: (f / "index.csv").write_text("name,state\na,done\n"),
+        lambda f: (f / "index.csv").write_text(""),
+        lambda f: (f / "index.csv").unlink(),
+    ],
+    ids=["binary", "cut short", "no clip column", "empty", "missing"],
+)
+def test_a_damaged_index_is_rebuilt_from_the_files(tmp_path, damage):
+    folder = tmp_path / "f"
+    before = _filled(folder)
+    index = read_index(folder)
+    damage(folder)
+    with FeatureStore(folder, settings=SETTINGS) as store:
+        assert store.done() == {"a", "b", "c"}
+        assert {c: (r["frames"], r["dim"]) for c, r in store.rows.items()} == {
+            c: (r["frames"], r["dim"]) for c, r in index.items()}
+    assert set(read_index(folder)) == {"a", "b", "c"}
+    assert {k: v for k, v in before.items() if k != "index.csv"} == {
+        p.name: p.read_bytes() for p in folder.iterdir() if p.name != "index.csv"}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda p: p.write_bytes(b"not an array"), lambda p: p.write_bytes(p.read_bytes()[:-5]),
+     lambda p: np.save(p, np.zeros(4, np.float32))],
+    ids=["not npy", "cut short", "1-D"],
+)
+def test_a_damaged_feature_file_is_computed_again(tmp_path, damage):
+    folder = tmp_path / "f"
+    _filled(folder)
+    damage(folder / "b.npy")
+    with FeatureStore(folder, settings=SETTINGS) as store:
+        assert store.done() == {"a", "c"}
+
+
+def test_read_index_names_a_file_that_is_not_an_index(tmp_path):
+    (tmp_path / "index.csv").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(BlemoreError, match=r"index.csv: not a readable feature index"):
+        read_index(tmp_path)
+    (tmp_path / "index.csv").write_text("name\nx\n")
+    with pytest.raises(BlemoreError, match=r"index.csv: not a feature index \(no 'clip' column\)"):
+        read_index(tmp_path / "index.csv")

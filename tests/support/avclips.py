@@ -1,4 +1,4 @@
-"""Short audio/video clips made with PyAV for the extraction tests (engineer C)."""
+"""Short audio/video clips made with PyAV (a moving bar and a tone), and broken ones, for the media and extraction tests."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import typer
 
 from blemore.cli import options as opt
 from blemore.cli.app import app, user_errors
+from blemore.extraction.engine import Pool, Precision
 
 
 def _print_summary(summary) -> None:
@@ -21,18 +22,19 @@ def extract(
     clips: Path = typer.Argument(..., help="Folder of clips (.mov, .mp4, anything PyAV opens), searched recursively."),
     encoders: str = typer.Option(
         "opensmile,facemesh", "--encoders", "-e",
-        help="Comma-separated encoder specs NAME[=MODEL_ID][@REV][:LAYERS], e.g. opensmile,facemesh,wavlm-large:12.",
+        help="Comma-separated encoder specs: a NAME, then optionally =MODEL_ID, @REVISION and :LAYERS, "
+        "e.g. opensmile,facemesh,wavlm-large:12 (see `blemore encoders`).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Features root; each encoder writes OUT/<encoder>/."),
     metadata: Optional[Path] = typer.Option(None, "--metadata", help="Official metadata CSV (actor, fold)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (model encoders)."),
-    precision: str = typer.Option(
+    precision: Precision = typer.Option(
         "auto", "--precision", help="Model encoders: auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16."
     ),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Clips per encoder call."),
     workers: Optional[int] = typer.Option(None, "--workers", min=0, help="Decoding workers (0: decode inline)."),
-    pool: Optional[str] = typer.Option(
-        None, "--pool", help="Decode in 'thread's (default on CPU) or 'process'es (default on CUDA)."
+    pool: Optional[Pool] = typer.Option(
+        None, "--pool", help="Decode in threads (default on CPU) or worker processes (default on CUDA)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete these encoders' features first."),
     face_crop: bool = typer.Option(False, "--face-crop", help="CLIP/VideoMAE see a crop around the detected face."),
@@ -42,24 +44,19 @@ def extract(
     ray_address: Optional[str] = opt.RAY_ADDRESS,
 ) -> None:
     """Extract frame-level features (one (T, D) float32 .npy per clip and encoder); resumable."""
-    from blemore.extraction.engine import extract as run_extract
-
     with user_errors():
         specs = [s.strip() for s in encoders.split(",") if s.strip()]
-        if ray or ray_address:  # engineer G: clips spread over Ray workers (blemore.extraction.ray)
+        common = dict(encoders=specs, out=out, metadata=metadata, device=device, batch_size=batch_size,
+                      progress=not quiet, overwrite=overwrite, limit=limit, face_crop=face_crop,
+                      precision=precision)
+        if ray or ray_address:  # clips spread over the workers of a Ray cluster
             from blemore.extraction.ray import extract_on_ray
 
-            summary = extract_on_ray(
-                clips, encoders=specs, out=out, metadata=metadata, device=device, batch_size=batch_size,
-                progress=not quiet, overwrite=overwrite, limit=limit, address=ray_address, face_crop=face_crop,
-                precision=precision,
-            )
+            summary = extract_on_ray(clips, address=ray_address, **common)
         else:
-            summary = run_extract(
-                clips, encoders=specs, out=out, metadata=metadata, device=device, batch_size=batch_size,
-                progress=not quiet, workers=workers, overwrite=overwrite, limit=limit, pool=pool,
-                face_crop=face_crop, precision=precision,
-            )
+            from blemore.extraction.local import extract as extract_here
+
+            summary = extract_here(clips, workers=workers, pool=pool, **common)
     _print_summary(summary)
 
 

@@ -63,7 +63,7 @@ import numpy as np
 
 from blemore.data.metadata import OFFICIAL_COLUMNS
 from blemore.errors import BlemoreError
-from blemore.io import atomic_write, remove_temporaries, write_csv, write_text
+from blemore.io import atomic_write, remove_temporaries, write_csv, write_json
 from blemore.labels import (
     BLEND_EMOTIONS,
     EMOTIONS,
@@ -742,14 +742,6 @@ def _read_state(root: Path) -> dict[str, Any] | None:
         return None
 
 
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    write_text(path, json.dumps(obj, indent=2) + "\n")
-
-
-def _write_csv(df: "Any", path: Path) -> None:
-    write_csv(path, df, index=False)
-
-
 def _require_opencv() -> None:
     """The face renderer warps with OpenCV; say how to get it if it is missing."""
     import importlib.util
@@ -797,24 +789,41 @@ def generate_dataset(
     same = state is not None and state.get("parameters") == wanted
     if same and state.get("complete") and _files_present(root, state):
         return GeneratedDataset(root, params, True, time.perf_counter() - started)
-    if state is None and root.exists() and any(p.name not in {"train", "test"} for p in root.iterdir()) and not (
-        root / "train_metadata.csv"
-    ).exists():
+    _check_not_foreign(root, state)
+    _require_opencv()  # before anything is deleted or written
+    _prepare_folders(root, wanted, start_again=state is not None and not same)
+
+    plan = plan_dataset(actors=actors, seed=seed)
+    _render_all(_clips_to_render(plan, root, params), workers=workers, progress=progress)
+    _write_tables(root, plan, wanted, started)
+    return GeneratedDataset(root, params, False, time.perf_counter() - started)
+
+
+def _check_not_foreign(root: Path, state: dict[str, Any] | None) -> None:
+    """Refuse a folder that holds something other than a generated dataset (nothing is deleted there)."""
+    if state is not None or not root.exists() or (root / "train_metadata.csv").exists():
+        return
+    if any(p.name not in {"train", "test"} for p in root.iterdir()):
         leftovers = sorted(p.name for p in root.iterdir())[:3]
         raise BlemoreError(
             f"{root}: folder is not empty and holds no generated dataset ({', '.join(leftovers)}, ...); "
             "choose an empty or new folder"
         )
-    _require_opencv()  # before anything is deleted or written
-    if state is not None and not same:  # our own dataset with other parameters: start again
+
+
+def _prepare_folders(root: Path, wanted: dict[str, Any], *, start_again: bool) -> None:
+    """The clip folders, emptied if the dataset there had other parameters; ``dataset.json`` says: not complete."""
+    if start_again:  # our own dataset with other parameters
         for sub in ("train", "test"):
             shutil.rmtree(root / sub, ignore_errors=True)
     for sub in ("train", "test"):
         (root / sub).mkdir(parents=True, exist_ok=True)
         remove_temporaries(root / sub)  # left by an interrupted run
-    _write_json(root / "dataset.json", {"format": "blemore-synthetic", "parameters": wanted, "complete": False})
+    write_json(root / "dataset.json", {"format": "blemore-synthetic", "parameters": wanted, "complete": False})
 
-    plan = plan_dataset(actors=actors, seed=seed)
+
+def _clips_to_render(plan: "Any", root: Path, params: DatasetParameters) -> list[ClipSpec]:
+    """A spec for each clip of the plan whose file is not there yet (each clip's seed from its row)."""
     styles = _actor_styles(params, sorted(plan["actor"].unique()))
     specs = []
     for i, row in enumerate(plan.itertuples(index=False)):
@@ -822,7 +831,7 @@ def generate_dataset(
         path = root / folder / f"{row.filename}{EXTENSION}"
         if path.exists():
             continue
-        seed_i = int(np.random.SeedSequence([seed, 2, i]).generate_state(1)[0])
+        seed_i = int(np.random.SeedSequence([params.seed, 2, i]).generate_state(1)[0])
         specs.append(
             ClipSpec(
                 clip=row.clip,
@@ -834,15 +843,18 @@ def generate_dataset(
                 params=params,
             )
         )
-    _render_all(specs, workers=workers, progress=progress)
+    return specs
 
+
+def _write_tables(root: Path, plan: "Any", wanted: dict[str, Any], started: float) -> None:
+    """The metadata, truth and key tables, then ``dataset.json`` marked complete (last)."""
     train = plan[plan["partition"] == "train"]
     test = plan[plan["partition"] == "test"].sort_values("filename")
-    _write_csv(official_metadata(train), root / "train_metadata.csv")
-    _write_csv(official_metadata(test, labels=False, actors=False), root / "test_metadata.csv")
-    _write_csv(official_metadata(test), root / "test_truth.csv")
-    _write_csv(test[["filename", "clip"]].rename(columns={"clip": "original_name"}), root / "test_key.csv")
-    _write_json(
+    write_csv(root / "train_metadata.csv", official_metadata(train), index=False)
+    write_csv(root / "test_metadata.csv", official_metadata(test, labels=False, actors=False), index=False)
+    write_csv(root / "test_truth.csv", official_metadata(test), index=False)
+    write_csv(root / "test_key.csv", test[["filename", "clip"]].rename(columns={"clip": "original_name"}), index=False)
+    write_json(
         root / "dataset.json",
         {
             "format": "blemore-synthetic",
@@ -858,7 +870,6 @@ def generate_dataset(
             "complete": True,
         },
     )
-    return GeneratedDataset(root, params, False, time.perf_counter() - started)
 
 
 def _files_present(root: Path, state: dict[str, Any]) -> bool:

@@ -1,48 +1,93 @@
-"""From a folder of clips to frame-level features on disk: :func:`extract`.
+"""The pieces of feature extraction that every runner shares.
 
-Three stages overlap:
+A runner (:func:`blemore.extraction.local.extract` on this machine,
+:func:`blemore.extraction.ray.extract_on_ray` on a Ray cluster) goes through the same steps:
 
-1. decoding: threads, or worker processes with ``pool="process"`` (the default on CUDA),
-   decode clips ahead; worker processes hand frames over through shared memory
-   (:mod:`blemore.media.handoff`), not pickles;
-2. encoding: the main thread runs the encoders on batches of clips (the GPU's stage);
-3. writing: one writer thread stores each clip's features (atomic ``.npy`` + index row),
-   so disk writes never hold up the next batch.
+1. :func:`build_encoders` checks the encoder specs (and their packages) and builds them;
+2. :func:`find_clips` lists the clips, :func:`open_stores` opens one
+   :class:`~blemore.features.store.FeatureStore` per encoder and :func:`plan` says which
+   (clip, encoders) pairs still need work: finished clips are skipped, so a rerun resumes;
+3. :func:`decode` decodes a clip once for all the encoders that still need it (audio at
+   16 kHz and every frame rate / size the video encoders ask for, in one pass);
+4. :func:`run_batch` runs the encoders on a batch of decoded clips and hands each clip's
+   features (or the reason it failed) to a :class:`Sink`, which stores them; the
+   :class:`WriterThread` is a sink that writes in a background thread, so the disk never
+   holds up the next batch.
 
-Each clip is decoded once for all encoders that still need it (audio at 16 kHz and
-every frame rate / size the video encoders ask for, in one pass). Results go to a
-:class:`~blemore.features.store.FeatureStore` per encoder; a clip that cannot be
-decoded or encoded is recorded as failed with its reason and the run goes on.
-The summary says where the main thread's time went (waiting for decoding, encoding,
-waiting for the writer), so a slow run shows what to add: workers, or a faster disk.
+A clip that cannot be decoded or encoded is recorded as failed with its reason and the
+run goes on. A ``.npy`` that a killed run finished but never indexed is taken back with
+:func:`finished_row` (the same row an uninterrupted run writes), not computed again.
 
->>> summary = extract("clips/", encoders=["opensmile", "facemesh"], out="features/")  # doctest: +SKIP
->>> print(summary.format())                                                          # doctest: +SKIP
+>>> from blemore.extraction.engine import plan
+>>> work = plan([("A1", "A1.mov"), ("A2", "A2.mov")], {"opensmile": {"A1"}, "facemesh": set()})
+>>> [(job.clip, job.encoders) for job in work.jobs], work.skipped
+([('A1', ('facemesh',)), ('A2', ('opensmile', 'facemesh'))], 1)
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import datetime as _dt
-import os
 import queue as _queue
-import sys
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Iterable, Literal, Mapping, NamedTuple, Protocol, Sequence, get_args
 
 import numpy as np
 
 from blemore.encoders.base import Encoder
 from blemore.errors import BlemoreError
+from blemore.features.store import FeatureStore
 from blemore.features.summary import ExtractionSummary, Failure, software_versions
-from blemore.media.decoder import SAMPLE_RATE, DecodedClip, decode_clip
+from blemore.media.decoder import SAMPLE_RATE, DecodedClip, VideoSpec, decode_clip
 
-__all__ = ["extract", "encoder_settings"]
+__all__ = [
+    "Pool",
+    "Precision",
+    "check_choice",
+    "check_specs",
+    "check_out",
+    "Job",
+    "Plan",
+    "Decoded",
+    "MediaNeeds",
+    "Store",
+    "Sink",
+    "WriterThread",
+    "encoder_settings",
+    "build_encoders",
+    "find_clips",
+    "open_stores",
+    "close_stores",
+    "plan",
+    "media_needs",
+    "decode",
+    "decode_media",
+    "face_share",
+    "finished_row",
+    "run_batch",
+]
+
+#: Where clips are decoded: threads of this process, or worker processes.
+Pool = Literal["thread", "process"]
+#: Model encoders' arithmetic: ``auto`` (bf16 autocast on CUDA, float32 on the CPU), ``fp32`` or ``bf16``.
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+def check_choice(option: str, value: str, choices: Any) -> str:
+    """``value`` if it is one of the words of the ``Literal`` ``choices``, else :class:`BlemoreError`.
+
+    >>> check_choice("--pool", "thread", Pool)
+    'thread'
+    """
+    words = get_args(choices)
+    if value not in words:
+        raise BlemoreError(f"{option} {value!r}: expected {' or '.join(repr(w) for w in words)}")
+    return value
+
+
+# --------------------------------------------------------------------------- encoders and stores
 
 
 def encoder_settings(encoder: Encoder) -> dict[str, Any]:
@@ -54,15 +99,33 @@ def encoder_settings(encoder: Encoder) -> dict[str, Any]:
     }
 
 
-def _build_encoders(encoders: Sequence[str | Encoder], *, device: str, batch_size: int | None,
-                    face_crop: bool = False, precision: str = "auto") -> list[Encoder]:
-    from blemore.encoders.registry import check_requirements, get_encoder
+def check_specs(encoders: Sequence[str | Encoder], *, precision: str = "auto", face_crop: bool = False,
+                packages: bool = True) -> None:
+    """Check encoder specs (and, with ``packages``, that their packages are installed) before building any."""
+    from blemore.encoders.hf import check_precision
+    from blemore.encoders.registry import check_requirements, check_spec
 
     if not encoders:
         raise BlemoreError("no encoders given: pass e.g. --encoders opensmile,facemesh")
-    for e in encoders:  # all specs and their packages checked before any model is loaded
-        if not isinstance(e, Encoder):
-            check_requirements(e, face_crop=face_crop)  # checks the spec first
+    for e in encoders:
+        if isinstance(e, str):
+            if packages:
+                check_requirements(e, face_crop=face_crop)  # checks the spec first
+            else:
+                check_spec(e)
+    check_precision(precision)
+
+
+def build_encoders(encoders: Sequence[str | Encoder], *, device: str = "cpu", batch_size: int | None = None,
+                   face_crop: bool = False, precision: Precision = "auto") -> list[Encoder]:
+    """The encoders of ``encoders`` (specs such as ``"wavlm-large:12"``, or built ones, kept as they are).
+
+    Every spec and its packages are checked before any model is loaded; two encoders
+    with the same name are refused (they would write the same folder).
+    """
+    from blemore.encoders.registry import get_encoder
+
+    check_specs(encoders, precision=precision, face_crop=face_crop)
     if device != "cpu":
         from blemore.encoders.hf import resolve_device
 
@@ -79,267 +142,191 @@ def _build_encoders(encoders: Sequence[str | Encoder], *, device: str, batch_siz
     return built
 
 
-def _needs(encoders: list[Encoder]) -> tuple[bool, tuple]:
+def find_clips(clips: str | Path, *, metadata: str | Path | None = None, limit: int | None = None,
+               resolve: bool = False) -> list[tuple[str, str]]:
+    """``(clip, path)`` of the clips under ``clips`` in clip order, the first ``limit`` of them.
+
+    ``resolve`` gives absolute paths (for workers that run elsewhere).
+    """
+    from blemore.data.discover import discover_clips
+
+    manifest = discover_clips(clips, metadata=metadata, probe=False)
+    if limit is not None:
+        manifest = manifest.iloc[: max(0, int(limit))]
+    paths = [str(Path(p).resolve()) if resolve else str(p) for p in manifest["path"]]
+    return list(zip(manifest["clip"], paths))
+
+
+def check_out(out: Path) -> Path:
+    """``out`` if it can be the features root (a folder, or nothing yet)."""
+    if out.exists() and not out.is_dir():
+        raise BlemoreError(f"{out}: exists and is not a folder (--out is the features root)")
+    return out
+
+
+def open_stores(out: str | Path, settings: Mapping[str, dict[str, Any]], *,
+                overwrite: bool = False) -> dict[str, FeatureStore]:
+    """One :class:`FeatureStore` per encoder name, in ``out/<name>/``, opened with its settings."""
+    out = check_out(Path(out))
+    return {name: FeatureStore(out / name, settings=s, overwrite=overwrite) for name, s in settings.items()}
+
+
+def close_stores(stores: Mapping[str, Any], *, failing: bool = False) -> None:
+    """Write every store's index. ``failing``: a run is already stopping on an error, which is the
+    one the user should see; an index that cannot be written now is rebuilt from the files next time."""
+    first: OSError | None = None
+    for store in stores.values():
+        try:
+            store.close()
+        except OSError as exc:
+            first = first or exc
+    if first is not None and not failing:
+        raise first
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+class Job(NamedTuple):
+    """One clip to decode, and the encoders (by name) that still need it."""
+
+    clip: str
+    path: str
+    encoders: tuple[str, ...]
+
+
+@dataclass
+class Plan:
+    """What a run does: ``jobs`` in clip order; ``skipped`` (clip, encoder) pairs already stored."""
+
+    jobs: list[Job] = field(default_factory=list)
+    skipped: int = 0
+
+
+def plan(clips: Iterable[tuple[str, str]], done: Mapping[str, Collection[str]]) -> Plan:
+    """The (clip, encoders) pairs that still need work.
+
+    ``clips``: ``(clip, path)`` in order; ``done``: encoder name -> clips already stored
+    (the encoders in the order they run). A clip every encoder has is skipped.
+    """
+    work = Plan()
+    for clip, path in clips:
+        todo = tuple(name for name, have in done.items() if clip not in have)
+        work.skipped += len(done) - len(todo)
+        if todo:
+            work.jobs.append(Job(clip, path, todo))
+    return work
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+class MediaNeeds(NamedTuple):
+    """What a set of encoders needs decoded: audio (16 kHz mono), and the frame specs of the video ones."""
+
+    audio: bool
+    video: tuple[VideoSpec, ...]
+
+
+class Decoded(NamedTuple):
+    """A decoded clip (or why it could not be decoded), and the encoders (by name) waiting for it."""
+
+    clip: str
+    encoders: tuple[str, ...]
+    media: DecodedClip | BlemoreError
+
+
+def media_needs(encoders: Iterable[Encoder]) -> MediaNeeds:
+    encoders = list(encoders)
     audio = any(e.modality == "audio" for e in encoders)
     specs = tuple(dict.fromkeys(e.video for e in encoders if e.modality == "video" and e.video is not None))
-    return audio, specs
+    return MediaNeeds(audio, specs)
 
 
-def _decode(path: str, audio: bool, specs: tuple) -> DecodedClip | BlemoreError:
-    """Decode one clip (picklable arguments: runs in a thread or a worker process)."""
+def decode_media(path: str, needs: MediaNeeds) -> DecodedClip | BlemoreError:
+    """Decode one clip for ``needs`` (picklable arguments: runs in a thread or a worker process).
+
+    Returns the reason as a :class:`BlemoreError` (not raised) when the clip cannot be decoded.
+    """
     try:
-        return decode_clip(path, audio_rate=SAMPLE_RATE if audio else None, video=specs)
+        return decode_clip(path, audio_rate=SAMPLE_RATE if needs.audio else None, video=needs.video)
     except BlemoreError as exc:
         return exc
     except Exception as exc:  # anything else FFmpeg throws at us
         return BlemoreError(f"{path}: cannot decode ({type(exc).__name__}: {exc})")
 
 
-def _decode_for(path: str, encoders: list[Encoder]) -> DecodedClip | BlemoreError:
-    return _decode(path, *_needs(encoders))
+def decode(path: str, encoders: Iterable[Encoder]) -> DecodedClip | BlemoreError:
+    """Decode one clip once for all of ``encoders``; the reason as a :class:`BlemoreError` if it cannot be."""
+    return decode_media(path, media_needs(encoders))
 
 
-def _decode_shared(path: str, audio: bool, specs: tuple, prefix: str) -> DecodedClip | BlemoreError:
-    """:func:`_decode` in a worker process, large arrays handed over in shared memory."""
-    from blemore.media.handoff import pack_clip
-
-    decoded = _decode(path, audio, specs)
-    return pack_clip(decoded, prefix=prefix) if isinstance(decoded, DecodedClip) else decoded
+# --------------------------------------------------------------------------- storing
 
 
-def _decoded_stream(
-    jobs: list[tuple[str, str, list[Encoder]]], workers: int, pool: str = "thread",
-    summary: ExtractionSummary | None = None,
-) -> Iterator[tuple[str, list[Encoder], DecodedClip | BlemoreError]]:
-    """Decode clips in order, ``workers`` threads (or processes) ahead of the consumer.
+class Store(Protocol):
+    """What a :class:`Sink` needs of a store (a :class:`FeatureStore`, or a Ray worker's stand-in)."""
 
-    Time the consumer spends blocked on a clip not yet decoded goes to
-    ``summary.wait_decode_seconds``.
+    def write(self, clip: str, features: np.ndarray, *, fps: float | None = None,
+              face_found: float | None = None, dim: int | None = None) -> Any: ...
+
+    def fail(self, clip: str, error: str) -> None: ...
+
+
+def face_share(encoder: Encoder, features: np.ndarray) -> float | None:
+    """Share of frames with a face (rows without NaN) for encoders that mark faces, else None."""
+    if not encoder.marks_faces or not len(features):
+        return None
+    return float(np.mean(~np.isnan(features).any(axis=1)))
+
+
+def finished_row(encoder: Encoder, path: Path) -> dict[str, Any] | None:
+    """The index values of a ``.npy`` a killed run finished but did not index; None if unreadable.
+
+    Frames, dim and face share come from the file; the rate from the encoder's input
+    rate (audio: its sample rate; video: its frame rate, when it asks for one).
     """
-    if workers <= 0:
-        for clip, path, encs in jobs:
-            started = time.perf_counter()
-            decoded = _decode_for(path, encs)
-            if summary is not None:
-                summary.wait_decode_seconds += time.perf_counter() - started
-            yield clip, encs, decoded
-        return
-    ahead = max(4 * workers, 8)
-    prefix = None
-    if pool == "process":
-        import multiprocessing
-
-        from blemore.media import handoff
-
-        handoff.sweep_stale()
-        prefix = handoff.run_prefix()
-        executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    elif pool == "thread":
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blemore-decode")
-    else:
-        raise BlemoreError(f"decode pool {pool!r}: expected 'thread' or 'process'")
-
-    def submit(path: str, encs: list[Encoder]) -> Future:
-        if prefix is None:
-            return executor.submit(_decode, path, *_needs(encs))
-        return executor.submit(_decode_shared, path, *_needs(encs), prefix)
-
-    def result(clip: str, fut: Future) -> DecodedClip | BlemoreError:
-        started = time.perf_counter()
-        try:
-            got = fut.result()
-        except BrokenProcessPool:
-            raise BlemoreError(
-                f"a decoding worker process died while decoding {clip!r} or a clip near it (out of memory? "
-                f"killed?); the features stored so far are kept: run the same command again to resume, "
-                f"with fewer --workers or --pool thread"
-            ) from None
-        if summary is not None:
-            summary.wait_decode_seconds += time.perf_counter() - started
-        if prefix is not None and isinstance(got, DecodedClip):
-            from blemore.media.handoff import unpack_clip
-
-            got = unpack_clip(got)
-        return got
-
     try:
-        with executor:
-            waiting: collections.deque[tuple[str, list[Encoder], Future]] = collections.deque()
-            try:
-                for clip, path, encs in jobs:
-                    waiting.append((clip, encs, submit(path, encs)))
-                    if len(waiting) >= ahead:
-                        c, e, fut = waiting.popleft()
-                        yield c, e, result(c, fut)
-                while waiting:
-                    c, e, fut = waiting.popleft()
-                    yield c, e, result(c, fut)
-            finally:
-                for _, _, fut in waiting:
-                    fut.cancel()
-    finally:
-        if prefix is not None:  # clips decoded but never received (an error, a stop): free their memory
-            from blemore.media.handoff import sweep
-
-            sweep(prefix)
-
-
-def _input_for(encoder: Encoder, decoded: DecodedClip | BlemoreError) -> tuple[Any, float] | str:
-    """The encoder's input and its rate, or the reason there is none."""
-    if isinstance(decoded, BlemoreError):
-        return str(decoded)
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        frames, dim = arr.shape
+    except Exception:  # unreadable or not 2-D: compute it again
+        return None
     if encoder.modality == "audio":
-        if decoded.audio_error:
-            return decoded.audio_error
-        return decoded.audio, float(decoded.sample_rate)
-    if decoded.video_error:
-        return decoded.video_error
-    frames = decoded.video[encoder.video]
-    return frames.frames, float(frames.fps)
+        fps: float | None = encoder.output_fps(float(encoder.sample_rate))
+    elif encoder.video is not None and encoder.video.fps is not None:
+        fps = encoder.output_fps(float(encoder.video.fps))
+    else:
+        fps = None
+    return dict(frames=int(frames), dim=int(dim), fps=fps, face_found=face_share(encoder, np.asarray(arr)))
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, BlemoreError):
-        return str(exc)
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+class Sink:
+    """Where encoded clips go: each encoder's store, and the summary's counts (synchronous)."""
 
-
-def extract(
-    clips: str | Path,
-    *,
-    encoders: Sequence[str | Encoder],
-    out: str | Path,
-    metadata: str | Path | None = None,
-    device: str = "cpu",
-    batch_size: int | None = None,
-    progress: bool = True,
-    workers: int | None = None,
-    overwrite: bool = False,
-    limit: int | None = None,
-    pool: str | None = None,
-    face_crop: bool = False,
-    precision: str = "auto",
-) -> ExtractionSummary:
-    """Extract frame-level features of every clip under ``clips`` into ``out/<encoder>/``.
-
-    Parameters
-    ----------
-    clips : folder of clips (any container PyAV opens; searched recursively) or one clip.
-    encoders : specs (``"opensmile"``, ``"facemesh"``, ``"wavlm-large:12"``, ...) or built
-        :class:`~blemore.encoders.Encoder` objects.
-    out : the features root; each encoder writes ``out/<encoder name>/``.
-    metadata : official metadata CSV (only used to check the clips; optional).
-    device : ``"cpu"`` or ``"cuda"`` (model encoders; bf16 autocast on CUDA).
-    batch_size : clips per encoder call (default per encoder).
-    progress : show a progress bar (clips/s, ETA) on stderr.
-    workers : decoding workers (default: min(4, CPUs) for threads, CPUs - 1 for processes;
-        0 decodes in the main thread).
-    overwrite : delete existing features of these encoders first (default: resume).
-    limit : only the first ``limit`` clips (by clip id).
-    pool : ``"thread"`` (default on CPU) or ``"process"`` (default on CUDA: decoding in worker
-        processes keeps a fast GPU fed; PyAV's per-frame Python work holds the GIL).
-    face_crop : video model encoders (CLIP, VideoMAE) see a fixed square crop around the
-        face found by MediaPipe's detector instead of the centre of the frame (cut where the
-        clip is decoded: in the decoding workers, beside the GPU).
-    precision : model encoders: ``"auto"`` (bf16 autocast on CUDA, float32 on the CPU),
-        ``"fp32"`` or ``"bf16"`` (autocast on any device). Features are stored as float32.
-
-    Returns
-    -------
-    ExtractionSummary with done / skipped / failed counts and the failures.
-    """
-    from blemore.data.discover import discover_clips
-
-    start = time.perf_counter()
-    out = Path(out)
-    if pool is None:
-        pool = "process" if device.startswith("cuda") else "thread"
-    if pool not in ("thread", "process"):
-        raise BlemoreError(f"--pool {pool!r}: expected 'thread' or 'process'")
-    built = _build_encoders(encoders, device=device, batch_size=batch_size, face_crop=face_crop,
-                            precision=precision)
-    manifest = discover_clips(clips, metadata=metadata, probe=False)
-    if limit is not None:
-        manifest = manifest.iloc[: max(0, int(limit))]
-    from blemore.features.store import FeatureStore
-
-    if out.exists() and not out.is_dir():
-        raise BlemoreError(f"{out}: exists and is not a folder (--out is the features root)")
-    stores = {e.name: FeatureStore(out / e.name, settings=encoder_settings(e), overwrite=overwrite) for e in built}
-    summary = ExtractionSummary(out=out, encoders=[e.name for e in built])
-    jobs: list[tuple[str, str, list[Encoder]]] = []
-    done = {name: store.done() for name, store in stores.items()}
-    for clip, path in zip(manifest["clip"], manifest["path"]):
-        todo = [e for e in built if clip not in done[e.name]]
-        summary.skipped += len(built) - len(todo)
-        if todo:
-            jobs.append((clip, path, todo))
-    summary.clips = len(jobs)
-    if workers is None:
-        cpus = os.cpu_count() or 1
-        workers = max(1, cpus - 1) if pool == "process" else min(4, cpus)
-    group = max(e.batch_size for e in built)
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), unit="clip", desc="extract", file=sys.stderr, disable=not progress,
-               dynamic_ncols=True, smoothing=0.1)
-    sink = _WriterThread(stores, summary)
-    try:
-        pending: list[tuple[str, list[Encoder], DecodedClip | BlemoreError]] = []
-
-        def run_pending() -> None:
-            _run_batch(pending, built, sink, summary)
-            bar.update(len(pending))
-            bar.set_postfix(failed=summary.failed, refresh=False)
-            pending.clear()  # drops the decoded frames (their shared memory goes back)
-
-        # closing(): on an error too, the decoding workers stop and their memory is freed
-        with contextlib.closing(_decoded_stream(jobs, workers, pool, summary)) as decoded_clips:
-            for item in decoded_clips:
-                pending.append(item)
-                if len(pending) >= group:
-                    run_pending()
-                del item  # the frames are held by ``pending`` alone
-        if pending:
-            run_pending()
-        sink.close()
-    finally:
-        sink.close(raise_error=False)  # what was encoded before an error still reaches the disk
-        bar.close()
-        for store in stores.values():
-            store.close()
-    summary.seconds = time.perf_counter() - start
-    return summary
-
-
-class _Sink:
-    """Where encoded clips go: the encoder's store, and the summary's counts (synchronous)."""
-
-    def __init__(self, stores, summary: ExtractionSummary):
+    def __init__(self, stores: Mapping[str, Store], summary: ExtractionSummary):
         self.stores = stores
         self.summary = summary
 
     def write(self, encoder: Encoder, clip: str, features: np.ndarray, rate: float) -> None:
+        """Store ``clip``'s features; features the store refuses (NaN-free checks) make the clip fail."""
         store = self.stores[encoder.name]
         try:
-            face = None
-            if encoder.marks_faces and len(features):
-                face = float(np.mean(~np.isnan(features).any(axis=1)))
-            store.write(clip, features, fps=encoder.output_fps(rate), face_found=face, dim=encoder.dim)
+            store.write(clip, features, fps=encoder.output_fps(rate),
+                        face_found=face_share(encoder, features), dim=encoder.dim)
         except BlemoreError as exc:
             self.fail(encoder, clip, str(exc))
             return
         self.summary.done += 1
 
     def fail(self, encoder: Encoder, clip: str, reason: str) -> None:
+        """Record that ``encoder`` has no features of ``clip``, and why."""
         self.stores[encoder.name].fail(clip, reason)
         self.summary.failed += 1
         self.summary.failures.append(Failure(encoder.name, clip, reason))
 
 
-class _WriterThread(_Sink):
-    """A :class:`_Sink` whose writes happen in one background thread, in order, so the
+class WriterThread(Sink):
+    """A :class:`Sink` whose writes happen in one background thread, in order, so the
     main thread goes on encoding while files are written.
 
     Until :meth:`close` only that thread touches the stores and the summary's counts. An
@@ -347,7 +334,7 @@ class _WriterThread(_Sink):
     thread raises it.
     """
 
-    def __init__(self, stores, summary: ExtractionSummary, *, depth: int = 256):
+    def __init__(self, stores: Mapping[str, Store], summary: ExtractionSummary, *, depth: int = 256):
         super().__init__(stores, summary)
         self._queue: _queue.Queue = _queue.Queue(maxsize=depth)
         self._error: BaseException | None = None  # stays set: after an error nothing more is written
@@ -370,7 +357,7 @@ class _WriterThread(_Sink):
                 self._error = exc
             self.summary.write_seconds += time.perf_counter() - started
 
-    def _put(self, item) -> None:
+    def _put(self, item: Any) -> None:
         self._raise()
         started = time.perf_counter()
         self._queue.put(item)
@@ -396,35 +383,73 @@ class _WriterThread(_Sink):
             self._raise()
 
 
-def _run_batch(pending, built: list[Encoder], sink: _Sink, summary: ExtractionSummary) -> None:
-    media = 0.0
-    for clip, _, decoded in pending:
-        if isinstance(decoded, DecodedClip):
-            if decoded.audio is not None:
-                media += len(decoded.audio) / decoded.sample_rate
-            elif decoded.video:
-                frames = next(iter(decoded.video.values()))
-                media += len(frames.frames) / frames.fps if frames.fps else 0.0
-    summary.media_seconds += media
-    for encoder in built:
+# --------------------------------------------------------------------------- encoding
+
+
+def _input_for(encoder: Encoder, media: DecodedClip | BlemoreError) -> tuple[Any, float] | str:
+    """The encoder's input and its rate, or the reason there is none."""
+    if isinstance(media, BlemoreError):
+        return str(media)
+    if encoder.modality == "audio":
+        if media.audio_error:
+            return media.audio_error
+        return media.audio, float(media.sample_rate)
+    if media.video_error:
+        return media.video_error
+    frames = media.video[encoder.video]
+    return frames.frames, float(frames.fps)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, BlemoreError):
+        return str(exc)
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _media_seconds(batch: Sequence[Decoded]) -> float:
+    """Seconds of media in a batch (audio length, else video length)."""
+    total = 0.0
+    for item in batch:
+        media = item.media
+        if isinstance(media, DecodedClip):
+            if media.audio is not None:
+                total += len(media.audio) / media.sample_rate
+            elif media.video:
+                frames = next(iter(media.video.values()))
+                total += len(frames.frames) / frames.fps if frames.fps else 0.0
+    return total
+
+
+def run_batch(batch: Sequence[Decoded], encoders: Sequence[Encoder], sink: Sink,
+              summary: ExtractionSummary) -> None:
+    """Run each encoder on the clips of ``batch`` that wait for it, ``encoder.batch_size`` at a time.
+
+    Features go to ``sink``; a clip without usable input, or one the encoder fails on,
+    is recorded as failed there (a failing batch is retried clip by clip, so that only
+    the clip at fault fails).
+    """
+    summary.media_seconds += _media_seconds(batch)
+    for encoder in encoders:
         ready: list[tuple[str, Any, float]] = []
-        for clip, encs, decoded in pending:
-            if encoder not in encs:
+        for item in batch:
+            if encoder.name not in item.encoders:
                 continue
-            got = _input_for(encoder, decoded)
+            got = _input_for(encoder, item.media)
             if isinstance(got, str):
-                sink.fail(encoder, clip, got)
+                sink.fail(encoder, item.clip, got)
             else:
-                ready.append((clip, got[0], got[1]))
+                ready.append((item.clip, got[0], got[1]))
         for i in range(0, len(ready), encoder.batch_size):
             _encode_chunk(encoder, sink, summary, ready[i : i + encoder.batch_size])
 
 
 def _count_encoding(summary: ExtractionSummary, encoder: Encoder, started: float) -> None:
-    summary.encode_seconds[encoder.name] = summary.encode_seconds.get(encoder.name, 0.0) + time.perf_counter() - started
+    spent = time.perf_counter() - started
+    summary.encode_seconds[encoder.name] = summary.encode_seconds.get(encoder.name, 0.0) + spent
 
 
-def _encode_chunk(encoder: Encoder, sink: _Sink, summary: ExtractionSummary, chunk) -> None:
+def _encode_chunk(encoder: Encoder, sink: Sink, summary: ExtractionSummary,
+                  chunk: list[tuple[str, Any, float]]) -> None:
     started = time.perf_counter()
     try:
         outputs = encoder.encode([x for _, x, _ in chunk])

@@ -2,9 +2,9 @@
 
 :func:`extract_on_ray` (``blemore extract ... --ray`` or ``--ray-address ADDRESS``): the
 clips are cut into small chunks, each a Ray task holding one CPU slot (or one GPU with
-``device="cuda"``). A task decodes and encodes its clips with the very code of
-:func:`blemore.extraction.engine.extract` and writes each clip's ``.npy`` straight into the
-store (temporary name + ``os.replace``, so a file is complete or absent); it returns the
+``device="cuda"``). A task decodes and encodes its clips with the steps of
+:mod:`blemore.extraction.engine` that the local runner uses too, and writes each clip's ``.npy``
+straight into the store (through :mod:`blemore.io`, so a file is complete or absent); it returns the
 index rows, and the driver alone writes ``index.csv`` (atomically, through
 :class:`~blemore.features.store.FeatureStore`). A worker that dies loses only the clip in
 flight: Ray reruns the task (``max_retries``), the rerun adopts the ``.npy`` files its
@@ -31,9 +31,30 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from blemore.encoders.base import Encoder
 from blemore.errors import BlemoreError
+from blemore.extraction.engine import (
+    Decoded,
+    Job,
+    Precision,
+    Sink,
+    build_encoders,
+    check_out,
+    check_specs,
+    close_stores,
+    decode,
+    encoder_settings,
+    find_clips,
+    finished_row,
+    open_stores,
+    plan,
+    run_batch,
+)
+from blemore.features.store import FeatureStore, check_features
+from blemore.features.summary import ExtractionSummary, Failure
+from blemore.io import remove_temporaries, save_npy
 
-__all__ = ["require_ray", "ray_session", "as_completed", "extract_on_ray", "chunk_clips"]
+__all__ = ["require_ray", "ray_session", "task_error", "as_completed", "extract_on_ray", "chunk_clips"]
 
 
 # --------------------------------------------------------------------------- Ray itself
@@ -111,39 +132,38 @@ def _free_slots(ray: Any, device: str) -> int:
 
 # --------------------------------------------------------------------------- extraction: worker side
 
-_ENCODER_CACHE: dict[Any, list[Any]] = {}
+_ENCODER_CACHE: dict[Any, list[Encoder]] = {}
 
 
-def _encoders_in_worker(encoders: Sequence[Any], device: str, batch_size: int | None,
-                        face_crop: bool = False, precision: str = "auto") -> list[Any]:
+def _encoders_in_worker(encoders: Sequence[str | Encoder], device: str, batch_size: int | None,
+                        face_crop: bool = False, precision: Precision = "auto") -> list[Encoder]:
     """Built encoders, kept per worker process (a model is loaded once per worker, not per task)."""
-    from blemore.extraction.engine import _build_encoders
-
     options: dict[str, Any] = {"device": device, "batch_size": batch_size, "precision": precision}
     if face_crop:
         options["face_crop"] = True
     if all(isinstance(e, str) for e in encoders):
         key = (tuple(encoders), device, batch_size, face_crop, precision)
         if key not in _ENCODER_CACHE:
-            _ENCODER_CACHE[key] = _build_encoders(list(encoders), **options)
+            _ENCODER_CACHE[key] = build_encoders(list(encoders), **options)
         return _ENCODER_CACHE[key]
-    return _build_encoders(list(encoders), **options)
+    return build_encoders(list(encoders), **options)
 
 
-def _describe(encoders: Sequence[Any], device: str, batch_size: int | None,
-              face_crop: bool = False, precision: str = "auto") -> list[tuple[str, dict, int]]:
+def _describe(encoders: Sequence[str | Encoder], device: str, batch_size: int | None,
+              face_crop: bool = False, precision: Precision = "auto") -> list[tuple[str, dict, int]]:
     """(name, settings.json content, batch size) of each encoder, as a worker builds them."""
-    from blemore.extraction.engine import encoder_settings
-
     built = _encoders_in_worker(encoders, device, batch_size, face_crop, precision)
     return [(e.name, encoder_settings(e), int(e.batch_size)) for e in built]
+
+
+def _done_row(encoder: str, clip: str, values: dict[str, Any]) -> dict[str, Any]:
+    return dict(encoder=encoder, clip=clip, status="done", error="", **values)
 
 
 class _ShardStore:
     """What a worker has instead of a FeatureStore: writes ``.npy`` files atomically, collects index rows.
 
-    Duck-types the two store methods :class:`blemore.extraction._Sink` calls (``write``, ``fail``);
-    the index itself is written by the driver only.
+    A :class:`~blemore.extraction.engine.Store`; the index itself is written by the driver only.
     """
 
     def __init__(self, folder: Path, encoder: str):
@@ -153,14 +173,11 @@ class _ShardStore:
 
     def write(self, clip: str, features: np.ndarray, *, fps: float | None = None,
               face_found: float | None = None, dim: int | None = None) -> Path:
-        from blemore.features.store import check_features
-        from blemore.io import save_npy
-
         arr = check_features(clip, features, dim)
         path = self.folder / f"{clip}.npy"
         save_npy(path, arr)
-        self.rows.append(dict(encoder=self.encoder, clip=clip, status="done", frames=int(arr.shape[0]),
-                              dim=int(arr.shape[1]), fps=fps, face_found=face_found, error=""))
+        values = dict(frames=int(arr.shape[0]), dim=int(arr.shape[1]), fps=fps, face_found=face_found)
+        self.rows.append(_done_row(self.encoder, clip, values))
         return path
 
     def fail(self, clip: str, error: str) -> None:
@@ -168,60 +185,52 @@ class _ShardStore:
         self.rows.append(dict(encoder=self.encoder, clip=clip, status="failed", error=reason))
 
 
-def _adopted_row(encoder: Any, path: Path, clip: str) -> dict[str, Any] | None:
-    """The row of a ``.npy`` an earlier attempt of this task finished before its worker died."""
-    try:
-        arr = np.load(path, allow_pickle=False)
-        frames, dim = arr.shape
-    except Exception:  # unreadable: compute it again
-        return None
-    face = float(np.mean(~np.isnan(arr).any(axis=1))) if encoder.marks_faces and frames else None
-    if encoder.modality == "audio":
-        fps = encoder.output_fps(float(encoder.sample_rate))
-    elif encoder.video is not None and encoder.video.fps is not None:
-        fps = encoder.output_fps(float(encoder.video.fps))
-    else:
-        fps = None
-    return dict(encoder=encoder.name, clip=clip, status="done", frames=int(frames), dim=int(dim), fps=fps,
-                face_found=face, error="")
+def _take_finished(chunk: Sequence[Job], by_name: dict[str, Encoder],
+                   root: Path) -> tuple[list[dict[str, Any]], list[Job]]:
+    """Rows of the ``.npy`` files already in place (an earlier attempt of this task finished them
+    before its worker died, or a killed run did not index them), and the jobs left to do."""
+    rows: list[dict[str, Any]] = []
+    left: list[Job] = []
+    for job in chunk:
+        todo = []
+        for name in job.encoders:
+            target = root / name / f"{job.clip}.npy"
+            values = finished_row(by_name[name], target) if target.exists() else None
+            if values is None:
+                todo.append(name)
+            else:
+                rows.append(_done_row(name, job.clip, values))
+        if todo:
+            left.append(job._replace(encoders=tuple(todo)))
+    return rows, left
 
 
-def _extract_chunk(encoders: Sequence[Any], chunk: list[tuple[str, str, list[str]]], out: str, device: str,
-                   batch_size: int | None, face_crop: bool = False, precision: str = "auto") -> dict[str, Any]:
+def _decode_all(jobs: Sequence[Job], by_name: dict[str, Encoder], device: str) -> list[Decoded]:
+    """The jobs' clips decoded; a GPU worker decodes its batch in threads."""
+    def one(job: Job) -> Decoded:
+        return Decoded(job.clip, job.encoders, decode(job.path, [by_name[n] for n in job.encoders]))
+
+    if device.startswith("cuda") and len(jobs) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as pool:
+            return list(pool.map(one, jobs))
+    return [one(job) for job in jobs]
+
+
+def _extract_chunk(encoders: Sequence[str | Encoder], chunk: list[Job], out: str, device: str,
+                   batch_size: int | None, face_crop: bool = False,
+                   precision: Precision = "auto") -> dict[str, Any]:
     """One Ray task: decode and encode a few clips, write their ``.npy``; returns the index rows."""
-    from blemore.extraction.engine import _decode_for, _run_batch, _Sink
-    from blemore.features.summary import ExtractionSummary
-
     started = time.perf_counter()
     built = _encoders_in_worker(encoders, device, batch_size, face_crop, precision)
     by_name = {e.name: e for e in built}
     root = Path(out)
+    rows, left = _take_finished(chunk, by_name, root)
     stores = {e.name: _ShardStore(root / e.name, e.name) for e in built}
     summary = ExtractionSummary(out=root, encoders=list(by_name))
-    rows: list[dict[str, Any]] = []
-    to_decode = []
-    for clip, path, names in chunk:
-        todo = []
-        for name in names:
-            enc = by_name[name]
-            target = root / name / f"{clip}.npy"
-            row = _adopted_row(enc, target, clip) if target.exists() else None
-            if row is None:
-                todo.append(enc)
-            else:
-                rows.append(row)
-        if todo:
-            to_decode.append((clip, path, todo))
-    if device.startswith("cuda") and len(to_decode) > 1:  # a GPU worker: decode the batch in threads
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(4, len(to_decode))) as pool:
-            decoded = list(pool.map(lambda job: _decode_for(job[1], job[2]), to_decode))
-    else:
-        decoded = [_decode_for(path, todo) for _, path, todo in to_decode]
-    pending = [(clip, todo, d) for (clip, _, todo), d in zip(to_decode, decoded)]
-    if pending:
-        _run_batch(pending, built, _Sink(stores, summary), summary)
+    if left:
+        run_batch(_decode_all(left, by_name, device), built, Sink(stores, summary), summary)
     for store in stores.values():
         rows += store.rows
     return {
@@ -246,26 +255,85 @@ def chunk_clips(jobs: Sequence[Any], size: int) -> list[list[Any]]:
     return [list(jobs[i : i + size]) for i in range(0, len(jobs), size)]
 
 
-def _record(store: Any, row: dict[str, Any]) -> None:
-    """Put a worker's row into the driver's store (the driver alone writes ``index.csv``)."""
-    if row["status"] == "done":
-        store.record_done(row["clip"], frames=row["frames"], dim=row["dim"], fps=row.get("fps"),
-                          face_found=row.get("face_found"))
-    else:
-        store.fail(row["clip"], row["error"])
+class _Collector:
+    """Takes the workers' results into the driver's stores (the driver alone writes ``index.csv``),
+    the summary and the progress bar."""
+
+    def __init__(self, stores: dict[str, FeatureStore], summary: ExtractionSummary, bar: Any):
+        self.stores = stores
+        self.summary = summary
+        self.bar = bar
+
+    def take(self, result: dict[str, Any], clips: int) -> None:
+        summary = self.summary
+        for row in result["rows"]:
+            store = self.stores[row["encoder"]]
+            if row["status"] == "done":
+                store.record_done(row["clip"], frames=row["frames"], dim=row["dim"], fps=row.get("fps"),
+                                  face_found=row.get("face_found"))
+                summary.done += 1
+            else:
+                store.fail(row["clip"], row["error"])
+                summary.failed += 1
+                summary.failures.append(Failure(row["encoder"], row["clip"], row["error"]))
+        summary.media_seconds += result["media_seconds"]
+        for name, seconds in result["encode_seconds"].items():
+            summary.encode_seconds[name] = summary.encode_seconds.get(name, 0.0) + seconds
+        self.bar.update(clips)
+        self.bar.set_postfix(failed=summary.failed, refresh=False)
 
 
-def _remove_leftovers(folder: Path) -> None:
-    """Temporary files of workers that died while writing (their clip was retried)."""
-    from blemore.io import remove_temporaries
+def _failed_result(job: Job, exc: BaseException, attempts: int) -> dict[str, Any]:
+    """The result of a one-clip task that kept failing: the clip fails for each of its encoders."""
+    why = " ".join(str(task_error(exc)).split())[:300]
+    reason = f"Ray task failed {attempts} time(s) on this clip: {why}"
+    rows = [dict(encoder=n, clip=job.clip, status="failed", error=reason) for n in job.encoders]
+    return {"rows": rows, "media_seconds": 0.0, "encode_seconds": {}}
 
-    remove_temporaries(folder)
+
+def _run_chunks(ray: Any, submit: Any, chunks: list[list[Job]], *, window: int, max_retries: int,
+                collect: _Collector) -> None:
+    """Keep ``window`` tasks in flight until every chunk is done; a chunk whose task fails is split
+    into one task per clip, so that only the clip at fault fails. Stopping early cancels the rest."""
+    queue = list(reversed(chunks))  # pop() from the end keeps clip order
+    in_flight: dict[Any, list[Job]] = {}
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < window:
+                chunk = queue.pop()
+                in_flight[submit(chunk)] = chunk
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                chunk = in_flight.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    if len(chunk) > 1:  # find the clip at fault: each clip on its own
+                        queue.extend(reversed([[one] for one in chunk]))
+                        continue
+                    result = _failed_result(chunk[0], exc, max_retries + 1)
+                collect.take(result, len(chunk))
+    except BaseException:
+        for ref in in_flight:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
+
+
+def _describe_on(ray: Any, encoders: Sequence[str | Encoder], *, slot: dict[str, float], max_retries: int,
+                 options: tuple) -> list[tuple[str, dict, int]]:
+    """Name, settings and batch size of each encoder, as a worker builds them (its packages, its device)."""
+    describe = ray.remote(max_retries=max_retries)(_describe).options(**slot)
+    try:
+        return ray.get(describe.remote(list(encoders), *options))
+    except ray.exceptions.RayError as exc:
+        raise task_error(exc) from None
 
 
 def extract_on_ray(
     clips: str | Path,
     *,
-    encoders: Sequence[Any],
+    encoders: Sequence[str | Encoder],
     out: str | Path,
     metadata: str | Path | None = None,
     device: str = "cpu",
@@ -274,18 +342,18 @@ def extract_on_ray(
     overwrite: bool = False,
     limit: int | None = None,
     face_crop: bool = False,
-    precision: str = "auto",
+    precision: Precision = "auto",
     address: str | None = None,
     chunk_size: int | None = None,
     max_retries: int = 3,
     init: dict[str, Any] | None = None,
-) -> Any:
-    """:func:`blemore.extraction.extract` with the clips spread over Ray workers.
+) -> ExtractionSummary:
+    """:func:`blemore.extraction.local.extract` with the clips spread over Ray workers.
 
     Parameters
     ----------
     clips, encoders, out, metadata, device, batch_size, progress, overwrite, limit, face_crop, precision :
-        as for :func:`blemore.extraction.extract` (``encoders`` may also be built
+        as for :func:`blemore.extraction.local.extract` (``encoders`` may also be built
         :class:`~blemore.encoders.Encoder` objects; they are pickled to the workers).
     address : the Ray cluster (see :func:`ray_session`); None: Ray's default.
     chunk_size : clips per task (default: the largest encoder batch size); a worker
@@ -295,111 +363,48 @@ def extract_on_ray(
 
     Returns
     -------
-    ExtractionSummary, as the serial function.
+    ExtractionSummary, as the local runner.
 
     Examples
     --------
     >>> s = extract_on_ray("clips/", encoders=["opensmile", "facemesh"], out="features/")  # doctest: +SKIP
     >>> print(s.format())                                                                  # doctest: +SKIP
     """
-    from blemore.data.discover import discover_clips
-    from blemore.encoders.registry import check_spec
-    from blemore.features.summary import ExtractionSummary, Failure
-    from blemore.features.store import FeatureStore
-
     start = time.perf_counter()
-    out = Path(out).resolve()
-    if not encoders:
-        raise BlemoreError("no encoders given: pass e.g. --encoders opensmile,facemesh")
-    for e in encoders:
-        if isinstance(e, str):
-            check_spec(e)
-    from blemore.encoders.hf import check_precision
-
-    check_precision(precision)
-    if out.exists() and not out.is_dir():
-        raise BlemoreError(f"{out}: exists and is not a folder (--out is the features root)")
-    manifest = discover_clips(clips, metadata=metadata, probe=False)
-    if limit is not None:
-        manifest = manifest.iloc[: max(0, int(limit))]
-    paths = [str(Path(p).resolve()) for p in manifest["path"]]
-
+    out = check_out(Path(out).resolve())
+    check_specs(encoders, precision=precision, packages=False)  # the workers check their packages
+    found = find_clips(clips, metadata=metadata, limit=limit, resolve=True)
+    options = (device, batch_size, face_crop, precision)
     with ray_session(address, **(init or {})) as ray:
         slot = _slot(device)
         if device.startswith("cuda") and not ray.cluster_resources().get("GPU"):
             raise BlemoreError(f"--device {device} with --ray: the Ray cluster has no GPU; use --device cpu")
-        describe = ray.remote(max_retries=max_retries)(_describe).options(**slot)
-        try:
-            described = ray.get(describe.remote(list(encoders), device, batch_size, face_crop, precision))
-        except ray.exceptions.RayError as exc:
-            raise task_error(exc) from None
-        names = [n for n, _, _ in described]
-        stores = {n: FeatureStore(out / n, settings=s, overwrite=overwrite) for n, s, _ in described}
-        summary = ExtractionSummary(out=out, encoders=names)
-        done = {n: st.done() for n, st in stores.items()}
-        jobs: list[tuple[str, str, list[str]]] = []
-        for clip, path in zip(manifest["clip"], paths):
-            todo = [n for n in names if clip not in done[n]]
-            summary.skipped += len(names) - len(todo)
-            if todo:
-                jobs.append((clip, path, todo))
-        summary.clips = len(jobs)
-        size = chunk_size or max(b for _, _, b in described)
+        described = _describe_on(ray, encoders, slot=slot, max_retries=max_retries, options=options)
+        stores = open_stores(out, {n: s for n, s, _ in described}, overwrite=overwrite)
+        summary = ExtractionSummary(out=out, encoders=list(stores))
+        # files a killed run did not index go to the workers, which know their rows
+        work = plan(found, {n: st.done() - st.adopted for n, st in stores.items()})
+        summary.skipped, summary.clips = work.skipped, len(work.jobs)
         task = ray.remote(max_retries=max_retries, retry_exceptions=False)(_extract_chunk).options(**slot)
-        enc_ref = ray.put(list(encoders))
-        out_s = str(out)
+        encoders_ref, out_text = ray.put(list(encoders)), str(out)
 
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(jobs), unit="clip", desc="extract (ray)", file=sys.stderr, disable=not progress,
-                   dynamic_ncols=True, smoothing=0.1)
-        queue = chunk_clips(jobs, size)
-        queue.reverse()  # pop() from the end keeps clip order
-        in_flight: dict[Any, list] = {}
-        window = 4 * _free_slots(ray, device)
+        bar = tqdm(total=len(work.jobs), unit="clip", desc="extract (ray)", file=sys.stderr,
+                   disable=not progress, dynamic_ncols=True, smoothing=0.1)
         try:
-            while queue or in_flight:
-                while queue and len(in_flight) < window:
-                    chunk = queue.pop()
-                    in_flight[task.remote(enc_ref, chunk, out_s, device, batch_size, face_crop, precision)] = chunk
-                ready, _ = ray.wait(list(in_flight), num_returns=1)
-                for ref in ready:
-                    chunk = in_flight.pop(ref)
-                    try:
-                        result = ray.get(ref)
-                    except ray.exceptions.RayError as exc:
-                        if len(chunk) > 1:  # find the clip at fault: each clip on its own
-                            queue.extend(reversed([[one] for one in chunk]))
-                            continue
-                        clip, _, todo = chunk[0]
-                        reason = f"Ray task failed {max_retries + 1} time(s) on this clip: " + " ".join(
-                            str(task_error(exc)).split()
-                        )[:300]
-                        rows = [dict(encoder=n, clip=clip, status="failed", error=reason) for n in todo]
-                        result = {"rows": rows, "media_seconds": 0.0, "encode_seconds": {}}
-                    for row in result["rows"]:
-                        _record(stores[row["encoder"]], row)
-                        if row["status"] == "done":
-                            summary.done += 1
-                        else:
-                            summary.failed += 1
-                            summary.failures.append(Failure(row["encoder"], row["clip"], row["error"]))
-                    summary.media_seconds += result["media_seconds"]
-                    for n, s in result["encode_seconds"].items():
-                        summary.encode_seconds[n] = summary.encode_seconds.get(n, 0.0) + s
-                    bar.update(len(chunk))
-                    bar.set_postfix(failed=summary.failed, refresh=False)
+            _run_chunks(ray, lambda chunk: task.remote(encoders_ref, chunk, out_text, *options),
+                        chunk_clips(work.jobs, chunk_size or max(b for _, _, b in described)),
+                        window=4 * _free_slots(ray, device), max_retries=max_retries,
+                        collect=_Collector(stores, summary, bar))
         except BaseException:
-            for ref in in_flight:
-                with contextlib.suppress(Exception):
-                    ray.cancel(ref, force=True)
+            close_stores(stores, failing=True)
             raise
         finally:
             bar.close()
-            for n, store in stores.items():
-                store.close()
-                if not in_flight:
-                    _remove_leftovers(store.folder)
+        close_stores(stores)
+        for store in stores.values():  # temporary files of workers that died while writing
+            remove_temporaries(store.folder)
     summary.seconds = time.perf_counter() - start
     return summary
 
