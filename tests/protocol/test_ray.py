@@ -48,34 +48,33 @@ def bench_inputs(tmp_path_factory):
     return root
 
 
-def _config(root: Path, out: Path):
-    from blemore.protocol.benchmark import BenchmarkConfig
+def _config(root: Path, out: Path, **kw):
+    from blemore.protocol.config import RunConfig
 
-    return BenchmarkConfig(
-        features={"a": root / "a.npz", "b": root / "b.npz"}, clips=root / "clips.txt",
-        test_metadata=root / "test.csv",
-        models=["linear", "mlp256"], epochs=4, lr=1e-3, out=out, progress=False, threads=1, seed=3,
-        command=["test"],
-    )
+    base = dict(features={"a": root / "a.npz", "b": root / "b.npz"}, clips=root / "clips.txt",
+                test_metadata=root / "test.csv", models=["linear", "mlp256"], epochs=4, lr=1e-3, out=out,
+                progress=False, threads=1, seed=3, command=["test"], n_boot=50, n_perm=50)
+    base.update(kw)
+    return RunConfig(**base)
 
 
 @needs_ray
 @pytest.mark.slow
-def test_benchmark_on_ray_writes_the_serial_run(cluster, bench_inputs, tmp_path):
-    from blemore.protocol.ray import benchmark_on_ray
-    from blemore.protocol.benchmark import run_benchmark
+def test_run_on_ray_writes_the_serial_run(cluster, bench_inputs, tmp_path):
+    """Every training unit a Ray task: the run folder is the serial run's, file for file."""
+    from blemore.protocol.ray import run_on_ray
+    from blemore.protocol.run import run_benchmark
 
-    serial = run_benchmark(_config(bench_inputs, tmp_path / "serial"))
-    par = benchmark_on_ray(_config(bench_inputs, tmp_path / "ray"))
+    methods = ["structured", "actor-norm", "late-fusion", "ensemble"]
+    serial = run_benchmark(_config(bench_inputs, tmp_path / "serial", sets=["a", "b", "a+b"], methods=methods))
+    par = run_on_ray(_config(bench_inputs, tmp_path / "ray", sets=["a", "b", "a+b"], methods=methods))
 
     def files(run: Path) -> list[str]:
         return sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file())
 
     assert files(serial) == files(par)
-    for rel in ("results.csv", "curves.csv", "results.md"):
-        assert (serial / rel).read_bytes() == (par / rel).read_bytes(), rel
     for rel in files(serial):
-        if rel.endswith((".csv", ".json", ".md")) and rel != "config.json":
+        if rel.endswith((".csv", ".md", ".zip")) or rel in ("best.json", "actors.json"):
             assert (serial / rel).read_bytes() == (par / rel).read_bytes(), rel
         elif rel.endswith(".npz"):
             with np.load(serial / rel) as a, np.load(par / rel) as b:
@@ -84,32 +83,28 @@ def test_benchmark_on_ray_writes_the_serial_run(cluster, bench_inputs, tmp_path)
                     np.testing.assert_array_equal(a[k], b[k], err_msg=f"{rel}:{k}")
     results = pd.read_csv(par / "results.csv", dtype={"fold": str})
     assert set(results.feature_set.dropna()) >= {"a", "b"} and "test-pooled" in set(results.fold)
-    assert (par / "submission" / "b__mlp256.zip").exists()
-    import json
-
-    cfg = json.loads((par / "config.json").read_text())
-    assert cfg["sets"] == ["a", "b"] and cfg["models"] == ["linear", "mlp256"] and cfg["ray"]["jobs"] == 4
+    assert (par / "submission" / "ensemble__a__b__a+b__mlp256.zip").exists()
 
 
 @needs_ray
-def test_benchmark_on_ray_bad_input_fails_before_the_cluster_and_writes_nothing(cluster, bench_inputs,
+def test_run_on_ray_bad_input_fails_before_the_cluster_and_writes_nothing(cluster, bench_inputs,
                                                                                tmp_path):
     import dataclasses
 
-    from blemore.protocol.ray import benchmark_on_ray
+    from blemore.protocol.ray import run_on_ray
     from blemore.errors import BlemoreError
 
     cfg = dataclasses.replace(_config(bench_inputs, tmp_path / "run"), models=["nosuchhead"])
     with pytest.raises(BlemoreError):
-        benchmark_on_ray(cfg)
+        run_on_ray(cfg)
     assert not (tmp_path / "run").exists()
 
 
 @needs_ray
-def test_benchmark_on_ray_worker_side_user_error_is_one_blemore_error(cluster, bench_inputs, tmp_path):
+def test_run_on_ray_worker_side_user_error_is_one_blemore_error(cluster, bench_inputs, tmp_path):
     import dataclasses
 
-    from blemore.protocol.ray import benchmark_on_ray
+    from blemore.protocol.ray import run_on_ray
     from blemore.errors import BlemoreError
 
     names = (bench_inputs / "clips.txt").read_text().split()
@@ -118,7 +113,7 @@ def test_benchmark_on_ray_worker_side_user_error_is_one_blemore_error(cluster, b
     cfg = dataclasses.replace(_config(bench_inputs, tmp_path / "run"),
                               features={"short": tmp_path / "short.npz"}, models=["linear"])
     with pytest.raises(BlemoreError) as info:
-        benchmark_on_ray(cfg)
+        run_on_ray(cfg)
     message = str(info.value)
     assert names[0] in message and "\n" not in message and "Traceback" not in message
     assert type(info.value) is BlemoreError
@@ -126,14 +121,14 @@ def test_benchmark_on_ray_worker_side_user_error_is_one_blemore_error(cluster, b
 
 
 @needs_ray
-def test_benchmark_on_ray_more_threads_than_any_node_is_a_clear_error(cluster, bench_inputs, tmp_path):
+def test_run_on_ray_more_threads_than_any_node_is_a_clear_error(cluster, bench_inputs, tmp_path):
     import dataclasses
 
-    from blemore.protocol.ray import benchmark_on_ray
+    from blemore.protocol.ray import run_on_ray
     from blemore.errors import BlemoreError
 
     with pytest.raises(BlemoreError, match="no node of the Ray cluster"):
-        benchmark_on_ray(dataclasses.replace(_config(bench_inputs, tmp_path / "run"), threads=64))
+        run_on_ray(dataclasses.replace(_config(bench_inputs, tmp_path / "run"), threads=64))
 
 
 @needs_ray
@@ -167,61 +162,9 @@ def test_cli_benchmark_with_ray_bad_feature_path_is_one_line_exit_2(cluster, ben
     assert not (tmp_path / "r").exists()
 
 
-def _part(fs: str, model: str, *, with_clip_features: bool = True) -> dict:
-    head = "feature_set,model,method,fold,epoch,alpha,beta,acc_presence,acc_salience,score,n_clips"
-    rows = [f'"{fs}",{model},baseline,{f},3,0.1,0.2,0.5,0.25,0.375,10' for f in ("0", "1", "mean", "std")]
-    rows += [f'"{fs}",{model},baseline,pooled,3,0.1,0.2,0.5,0.25,0.375,20']
-    trivial = [",,majority-single,0,,,,0.2,0,0.1,10", ",,majority-blend,mean,,,,0.1,0.05,0.075,20"]
-    files = {
-        "results.csv": ("\n".join([head, *rows, *trivial]) + "\n").encode(),
-        "curves.csv": f"feature_set,model,fold,epoch\n\"{fs}\",{model},0,1\n".encode(),
-        "results.md": b"ignored",
-        "config.json": b'{"train_flops": 2.0, "seconds": 1.5, "sets": ["x"], "models": ["y"]}',
-        f"grids/{fs}__{model}.npz": f"{fs}{model}".encode(),
-    }
-    if with_clip_features:
-        files[f"clip_features/{fs}.npz"] = fs.encode()
-    return {"feature_set": fs, "model": model, "files": files}
-
-
-def test_merge_runs_joins_tables_in_job_order_with_trivial_rows_once():
-    from blemore.protocol.ray import merge_runs
-    from blemore.protocol.benchmark import BenchmarkConfig
-
-    parts = [_part("a,b", "linear"), _part("a,b", "mlp256", with_clip_features=False), _part("c", "linear")]
-    cfg = BenchmarkConfig(features={"a": Path("a.npz")}, command=["x"])
-    merged = merge_runs(parts, config=cfg, extra={"ray": {"jobs": 3}})
-    lines = merged["results.csv"].decode().splitlines()
-    assert lines[0].startswith("feature_set,")
-    assert [l.split(",")[-9] for l in lines[1:]].count("majority-single") == 1  # once, at the end
-    assert lines[-2].startswith(",,majority-single") and lines[-1].startswith(",,majority-blend")
-    body = lines[1:-2]
-    assert len(body) == 15 and body[0].startswith('"a,b",linear') and body[5].startswith('"a,b",mlp256')
-    assert body[10].startswith('"c",linear')
-    assert merged["curves.csv"].decode().count("\n") == 4
-    kept = sorted(k for k in merged if k.startswith("clip_features/"))
-    assert kept == ["clip_features/a,b.npz", "clip_features/c.npz"]
-    assert merged["grids/c__linear.npz"] == b"clinear"
-    import json
-
-    cfg_out = json.loads(merged["config.json"])
-    assert cfg_out["sets"] == ["a,b", "c"] and cfg_out["models"] == ["linear", "mlp256"]
-    assert cfg_out["train_flops"] == 6.0 and cfg_out["ray"] == {"jobs": 3} and cfg_out["command"] == ["x"]
-    assert "| a,b | linear |" in merged["results.md"].decode()
-
-
-def test_merge_runs_of_nothing_is_an_error():
-    from blemore.protocol.ray import merge_runs
-    from blemore.errors import BlemoreError
-    from blemore.protocol.benchmark import BenchmarkConfig
-
-    with pytest.raises(BlemoreError, match="nothing to merge"):
-        merge_runs([], config=BenchmarkConfig(features={}))
-
-
 @needs_ray
 def test_cli_benchmark_compare_with_ray_matches_the_serial_run(cluster, bench_inputs, tmp_path):
-    """`benchmark --compare --ray`: the comparison's training units run as Ray tasks, compare.csv unchanged."""
+    """`benchmark --methods ... --ray`: the methods table of a Ray run is the serial run's."""
     from typer.testing import CliRunner
 
     from blemore.cli.app import app
@@ -234,7 +177,7 @@ def test_cli_benchmark_compare_with_ray_matches_the_serial_run(cluster, bench_in
     r = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "r"), "--ray"])
     assert r.exit_code == 0, r.output
     assert "| actor-norm |" in r.output and "| late-fusion |" in r.output
-    for name in ("compare.csv", "paired.csv", "pairs.csv"):
+    for name in ("compare.csv", "paired.csv", "pairs.csv", "results.csv", "best.json"):
         assert (tmp_path / "r" / name).read_bytes() == (tmp_path / "s" / name).read_bytes(), name
 
 
