@@ -1,4 +1,4 @@
-"""The batched multi-fold trainer (engineer B)."""
+"""The batched multi-member trainer: each member as if alone, against torch.optim.Adam; saved heads; devices."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from blemore.decoding import search_thresholds
 from blemore.errors import BlemoreError
 from blemore.labels import SOFT_VECTORS
 from blemore.models.heads import canonical_model_name, hidden_size, parse_model_list
-from blemore.models.trainer import Member, TrainConfig, forward_probs, train_members
+from blemore.models.trainer import HeadParams, Member, TrainConfig, forward_probs, train_members
 
 
 def _data(n=260, d=12, seed=0):
@@ -145,3 +145,58 @@ def test_bad_config():
         TrainConfig(epochs=0)
     with pytest.raises(BlemoreError, match="learning rate"):
         TrainConfig(lr=0)
+
+
+def test_salience_heads_are_exactly_independent_members():
+    """The salience-regression loss through the same trainer: a member batched with others equals it alone."""
+    from blemore.models.multitask import salreg_targets
+
+    X, _, labels, folds = _data(seed=2)
+    T = salreg_targets(labels)
+    members = _members(folds)
+    batched = train_members(X, T, members, hidden=16, config=CFG, loss="salience")
+    for f in (0, 3):
+        alone = train_members(X, T, [members[f]], hidden=16, config=CFG, loss="salience")
+        np.testing.assert_allclose(batched.eval_probs[f], alone.eval_probs[0], rtol=1e-5, atol=1e-6)
+    assert batched.eval_probs[0].shape == (CFG.epochs, len(members[0].eval), 7)  # raw outputs, no softmax
+
+
+def test_kept_outputs_can_be_labels():
+    X, T, _, folds = _data()
+    res = train_members(X, T, _members(folds)[:2], hidden=0, config=CFG,
+                        keep=lambda out: np.argmax(out, axis=1).astype(np.int16))
+    assert res.eval_probs[0].dtype == np.int16 and res.eval_probs[0].shape == (CFG.epochs, 70)
+
+
+def test_device_and_threads():
+    X, T, _, folds = _data()
+    with pytest.raises(BlemoreError, match="--device 'tpu': expected cpu, cuda or cuda:N"):
+        train_members(X, T, _members(folds)[:1], hidden=0, config=TrainConfig(epochs=1, device="tpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(BlemoreError, match="no CUDA GPU is available here; use --device cpu"):
+            train_members(X, T, _members(folds)[:1], hidden=0, config=TrainConfig(epochs=1, device="cuda"))
+    before = torch.get_num_threads()
+    train_members(X, T, _members(folds)[:1], hidden=0, config=TrainConfig(epochs=1, threads=2))
+    assert torch.get_num_threads() == before
+    with pytest.raises(BlemoreError, match="threads must be >= 1"):
+        TrainConfig(threads=0)
+
+
+def test_saved_heads_are_checked_when_loaded():
+    X, T, _, folds = _data()
+    head = train_members(X, T, _members(folds)[:1], hidden=8, config=CFG).final[0]
+    again = HeadParams.from_dict(head.as_dict())
+    np.testing.assert_array_equal(forward_probs(again, X), forward_probs(head, X))
+    bad = head.as_dict()
+    bad["w2"] = bad["w2"][:, :5]
+    with pytest.raises(BlemoreError, match="x.npz: the saved head's arrays do not fit together"):
+        HeadParams.from_dict(bad, source="x.npz")
+    with pytest.raises(BlemoreError, match="lacks array"):
+        HeadParams.from_dict({k: v for k, v in head.as_dict().items() if k != "scale"})
+    nan = head.as_dict()
+    nan["w1"] = nan["w1"].copy()
+    nan["w1"][0, 0] = np.nan
+    with pytest.raises(BlemoreError, match="array 'w1' is not finite"):
+        HeadParams.from_dict(nan)
+    with pytest.raises(BlemoreError, match="the head expects rows of 12 features"):
+        forward_probs(head, X[:, :5])
