@@ -21,7 +21,7 @@ class EncoderInfo:
     """A registered encoder: its family, default model id and what it gives."""
 
     name: str
-    family: str  # "opensmile" | "facemesh" | "hf-audio" | "clip" | "videomae"
+    family: str  # "opensmile" | "facemesh" | "hf-audio" | "clip" | "videomae" | CHECKPOINT_FAMILIES
     modality: str
     model_id: str = ""
     description: str = ""
@@ -50,8 +50,27 @@ ENCODERS: dict[str, EncoderInfo] = {
                     "VideoMAE Base, 768 per 16-frame window"),
         EncoderInfo("clip", "clip", "video", "openai/clip-vit-large-patch14", "CLIP ViT-L/14, 1024 per frame"),
         EncoderInfo("clip-base", "clip", "video", "openai/clip-vit-base-patch32", "CLIP ViT-B/32, 768 per frame"),
+        # weights from a local checkpoint file (model_id: its default name; docs/encoders.md)
+        EncoderInfo("videomaev2", "videomaev2", "video", "vit_g_hybrid_pt_1200e_k710_ft.pth",
+                    "VideoMAEv2 ViT-g/14, 1408 per 16-frame window"),
+        EncoderInfo("videomaev2-base", "videomaev2", "video", "vit_b_k710_dl_from_giant.pth",
+                    "VideoMAEv2 ViT-B (distilled), 768 per 16-frame window"),
+        EncoderInfo("videomaev2-small", "videomaev2", "video", "vit_s_k710_dl_from_giant.pth",
+                    "VideoMAEv2 ViT-S (distilled), 384 per 16-frame window"),
+        EncoderInfo("video-swin", "video-swin", "video", "swin_base_patch244_window877_kinetics400_22k.pth",
+                    "Video Swin-B, 1024 per 32-frame window every 16 frames"),
+        EncoderInfo("video-swin-s", "video-swin", "video", "swin_small_patch244_window877_kinetics400_1k.pth",
+                    "Video Swin-S, 768 per 32-frame window every 16 frames"),
+        EncoderInfo("video-swin-t", "video-swin", "video", "swin_tiny_patch244_window877_kinetics400_1k.pth",
+                    "Video Swin-T, 768 per 32-frame window every 16 frames"),
+        EncoderInfo("imagebind-vision", "imagebind", "video", "imagebind_huge.pth",
+                    "ImageBind huge vision tower, 1024 per frame"),
+        EncoderInfo("imagebind-audio", "imagebind", "audio", "imagebind_huge.pth",
+                    "ImageBind huge audio tower, 1024 per 2 s"),
     ]
 }
+#: families whose weights come from a checkpoint file -> their module in blemore.encoders
+CHECKPOINT_FAMILIES = {"videomaev2": "videomae_v2", "video-swin": "video_swin", "imagebind": "imagebind"}
 
 
 def list_encoders() -> list[EncoderInfo]:
@@ -124,6 +143,12 @@ def get_encoder(
         from blemore.encoders.facemesh import FaceMeshEncoder
 
         return FaceMeshEncoder(batch_size=batch_size or 1)
+    if info.family in CHECKPOINT_FAMILIES:
+        import importlib
+
+        module = importlib.import_module(f"blemore.encoders.{CHECKPOINT_FAMILIES[info.family]}")
+        return module.from_spec(spec, info, device=device, batch_size=batch_size, model=model, face_crop=face_crop,
+                                precision=precision)
     model_id = spec.model_id or info.model_id
     common = dict(base_name=_base_name(spec, info), model_id=model_id, revision=spec.revision,
                   layers=spec.layers, device=device, batch_size=batch_size, model=model, precision=precision)
