@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -12,6 +13,8 @@ from blemore.cli import app
 from blemore.encoders import checkpoint as ck
 from blemore.encoders import get_encoder
 from blemore.errors import BlemoreError
+from tests.support.official_checkpoints import CHECKPOINT_KINDS, tiny_checkpoint_encoder
+from tests.support.tiny_models import relative_error
 
 torch.set_num_threads(1)
 
@@ -199,3 +202,25 @@ def test_the_docstring_examples_run():
     for module in (ck, fbank, imagebind, swin3d, video_swin, videomae_v2):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+@pytest.mark.parametrize("kind", CHECKPOINT_KINDS)
+def test_cuda_bf16_matches_cpu_fp32(kind, tmp_path):
+    cpu, inputs = tiny_checkpoint_encoder(kind, tmp_path, precision="fp32")
+    gpu, _ = tiny_checkpoint_encoder(kind, tmp_path, device="cuda")  # auto: bf16 on CUDA
+    assert gpu.settings()["precision"] == "bf16" and gpu.settings()["device_type"] == "cuda"
+    ref, got = cpu.encode(inputs), gpu.encode(inputs)
+    assert [g.shape for g in got] == [r.shape for r in ref]
+    assert all(g.dtype == np.float32 and np.isfinite(g).all() for g in got)
+    assert relative_error(got, ref) < 0.03
+    fp32, _ = tiny_checkpoint_encoder(kind, tmp_path, device="cuda", precision="fp32")
+    assert relative_error(fp32.encode(inputs), ref) < 5e-3  # TF32 at most
+
+
+@pytest.mark.parametrize("kind", CHECKPOINT_KINDS)
+def test_each_encoder_runs_end_to_end_on_a_tiny_checkpoint(kind, tmp_path):
+    enc, inputs = tiny_checkpoint_encoder(kind, tmp_path, precision="bf16")
+    out = enc.encode(inputs)
+    assert len(out) == len(inputs) and all(o.dtype == np.float32 and o.shape[1] == enc.dim and len(o) for o in out)
+    assert enc.settings()["precision"] == "bf16" and enc.batch_size == 1

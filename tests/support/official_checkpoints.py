@@ -256,3 +256,32 @@ def imagebind_reference(state: dict, tower: str, x: torch.Tensor, heads: int) ->
 def save(obj, path) -> str:
     torch.save(obj, path)
     return str(path)
+
+
+# ------------------------------------------------------------------------------------- tiny encoders
+CHECKPOINT_KINDS = ["videomaev2", "video-swin", "imagebind-vision", "imagebind-audio"]
+
+
+def tiny_checkpoint_encoder(kind: str, tmp_path, **kwargs):
+    """An encoder of ``kind`` on a tiny random checkpoint in the official layout, with inputs for it."""
+    from blemore.encoders import imagebind, video_swin, videomae_v2
+    from tests.support.tiny_models import random_frames
+
+    clips = [random_frames(9, 40, 56, seed=1), random_frames(3, 48, 36, seed=2)]
+    if kind == "videomaev2":
+        path = save({"module": videomaev2_state()}, tmp_path / "v2.pth")
+        model = videomae_v2.load_model(path, heads=2, frames=TINY_V2["frames"], image_size=TINY_V2["image_size"])
+        return videomae_v2.VideoMAEv2Encoder(model=model, **kwargs), clips
+    if kind == "video-swin":
+        path = save(swin_official_state(), tmp_path / "swin.pth")
+        enc = video_swin.VideoSwinEncoder(model=video_swin.load_model(path), window=8, stride=4, chunk_frames=24,
+                                          image_size=32, resize=40, **kwargs)
+        return enc, clips
+    path = save(imagebind_state(), tmp_path / "ib.pth")
+    tower = kind.split("-")[1]
+    model = imagebind.load_tower(path, tower, heads=2)
+    if tower == "vision":
+        return imagebind.ImageBindVisionEncoder(model=model, **kwargs), clips
+    rng = np.random.default_rng(0)
+    return imagebind.ImageBindAudioEncoder(model=model, **kwargs), [
+        (0.1 * rng.standard_normal(n)).astype(np.float32) for n in (40000, 9000)]

@@ -304,7 +304,8 @@ class VideoMAEv2Encoder(CheckpointEncoder):
                  layers=None, device: str = "cpu", batch_size: int | None = None, model: VideoMAEv2Model | None = None,
                  face_crop: bool = False, precision: str = "auto", padding: Padding = "zeros",
                  preprocess: Preprocess = "official", heads: int | None = None):
-        window_indices(0, 1, padding)  # checks the word
+        if padding not in ("zeros", "repeat"):
+            raise BlemoreError(f"padding={padding!r}: expected 'zeros' or 'repeat'")
         if preprocess not in ("official", "imagenet"):
             raise BlemoreError(f"preprocess={preprocess!r}: expected 'official' or 'imagenet'")
         if model is None:
