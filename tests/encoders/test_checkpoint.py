@@ -224,3 +224,21 @@ def test_each_encoder_runs_end_to_end_on_a_tiny_checkpoint(kind, tmp_path):
     out = enc.encode(inputs)
     assert len(out) == len(inputs) and all(o.dtype == np.float32 and o.shape[1] == enc.dim and len(o) for o in out)
     assert enc.settings()["precision"] == "bf16" and enc.batch_size == 1
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("video-swin={ckpt}", "layout: no layers.N.blocks.M.* (or features.N.M.*) keys"),
+    ("imagebind-audio={ckpt}", "does not match the ImageBind (audio tower) layout"),
+    ("video-swin={ckpt}:2", "has no @revision or :layers"),
+])
+def test_cli_extract_with_a_file_of_another_model_is_one_line_and_exit_2(tmp_path, spec, message):
+    from tests.support.official_checkpoints import save, videomaev2_state
+
+    ckpt = save({"module": videomaev2_state()}, tmp_path / "vit.pth")
+    (tmp_path / "clips").mkdir()
+    result = CliRunner().invoke(app, ["extract", str(tmp_path / "clips"), "--encoders", spec.format(ckpt=ckpt),
+                                      "--out", str(tmp_path / "f")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert not (tmp_path / "f").exists()
