@@ -30,6 +30,13 @@ Examples::
         --random-init --device cuda --clips 64 --batch-size 32
     python benchmarks/bench_extract.py --encoders wavlm-large:12,hubert-large:12,videomae,clip \\
         --simulate-gpu --clips 32 --pool process
+    python benchmarks/bench_extract.py --encoders videomaev2,video-swin,imagebind-vision,imagebind-audio \\
+        --random-init --device cuda --clips 32
+    python benchmarks/bench_extract.py --encoders videomaev2,video-swin,imagebind-vision,imagebind-audio \\
+        --tiny --clips 2 --seconds 2
+
+The checkpoint encoders (VideoMAEv2, Video Swin, ImageBind) need no checkpoint file with
+``--random-init`` / ``--tiny`` either; their models are built on ``--device``.
 """
 
 from __future__ import annotations
@@ -133,9 +140,37 @@ TINY = {
 }
 
 
-def random_model(name: str, *, tiny: bool):
+def checkpoint_model(name: str, *, tiny: bool, device: str = "cpu"):
+    """A random-initialised model of a checkpoint encoder (VideoMAEv2, Video Swin, ImageBind) at its
+    full size, or a small one with ``tiny``; built on ``device`` (no copy of a 1B-parameter model)."""
+    from blemore.encoders import imagebind, video_swin, videomae_v2
+    from blemore.encoders.registry import ENCODERS
+
+    family = ENCODERS[name].family
+    if family == "videomaev2":
+        size = {"videomaev2": "giant", "videomaev2-base": "base", "videomaev2-small": "small"}[name]
+        arch = videomae_v2.VideoMAEv2Arch(64, 2, 4, 128, image_size=64) if tiny else videomae_v2.ARCHS[size]
+        return videomae_v2.build_model(arch, device=device)
+    if family == "video-swin":
+        size = {"video-swin": "b", "video-swin-s": "s", "video-swin-t": "t"}[name]
+        arch = video_swin.SwinArch(16, (1, 1, 1, 1), (1, 1, 1, 1)) if tiny else video_swin.ARCHS[size]
+        return video_swin.build_model(arch, device=device)
+    full = imagebind.VISION_HUGE if name == "imagebind-vision" else imagebind.AUDIO_HUGE
+    arch = imagebind.TowerArch(full.tower, 32, 2, 2, kernel=full.kernel, stride=full.stride) if tiny else full
+    return imagebind.build_tower(arch, device=device)
+
+
+#: Encoder modules that load a local checkpoint file (their random models are built here, not by transformers).
+CHECKPOINT_MODULES = ("blemore.encoders.videomae_v2", "blemore.encoders.video_swin", "blemore.encoders.imagebind")
+
+
+def random_model(name: str, *, tiny: bool, device: str = "cpu"):
     import transformers as tf
 
+    from blemore.encoders.registry import ENCODERS
+
+    if ENCODERS[name].factory.split(":")[0] in CHECKPOINT_MODULES:
+        return checkpoint_model(name, tiny=tiny, device=device)
     config_cls, model_cls, kwargs = FULL[name]
     if tiny:
         kwargs = TINY[name]
@@ -152,21 +187,27 @@ def build(specs: list[str], args) -> list:
         info = ENCODERS.get(spec.name)
         model = None
         if info is not None and not info.offline and (args.random_init or args.tiny):
-            model = random_model(spec.name, tiny=args.tiny)
+            model = random_model(spec.name, tiny=args.tiny, device=args.device)
         out.append(get_encoder(s, device=args.device, batch_size=args.batch_size, model=model))
     return out
 
 
-def model_only(encoder, *, seconds: float, fps: float, repeats: int) -> float:
-    """Clips/s of encoder.encode alone on random inputs shaped like one clip."""
+def model_only(encoder, *, seconds: float, fps: float, repeats: int, size: tuple[int, int] = (1280, 720)) -> float:
+    """Clips/s of encoder.encode alone on random inputs shaped like one clip (video: the frames the
+    decoder hands over -- the centre square at the asked size, or whole frames of ``size`` (w, h)
+    for the encoders that resize on the device)."""
     rng = np.random.default_rng(0)
     b = encoder.batch_size
     if encoder.modality == "audio":
         batch = [rng.normal(size=int(seconds * 16000)).astype(np.float32) for _ in range(b)]
     else:
-        s = encoder.video.short_side or 224
+        from blemore.media.decoder import scaled_size
+
+        w, h = scaled_size(*size, encoder.video.short_side)
+        if encoder.video.crop:
+            w = h = min(w, h)
         t = int(seconds * min(fps, encoder.video.fps or fps))
-        batch = [rng.integers(0, 255, (t, s, s, 3), dtype=np.uint8) for _ in range(b)]
+        batch = [rng.integers(0, 255, (t, h, w, 3), dtype=np.uint8) for _ in range(b)]
     encoder.encode(batch)  # warm-up
     sync(encoder)
     start = time.perf_counter()
@@ -420,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             results["simulated"] = simulate_gpu(paths, specs, args)
         for enc in encoders:
             if hasattr(enc, "torch") and not args.simulate_gpu:
-                rate = model_only(enc, seconds=args.seconds, fps=args.fps, repeats=args.repeats)
+                rate = model_only(enc, seconds=args.seconds, fps=args.fps, repeats=args.repeats, size=(w, h))
                 results.setdefault("model_only_clips_per_s", {})[enc.name] = rate
                 print(f"model only {enc.name} (batch {enc.batch_size}, {args.device}): {rate:.2f} clips/s")
         with gpu_stand_ins() if args.simulate_gpu else contextlib.nullcontext():
