@@ -184,14 +184,15 @@ def test_blemore_encoders_lists_the_checkpoint_encoders_with_width_and_rate():
 def test_a_face_crop_asks_the_decoder_for_the_face_square():
     pytest.importorskip("mediapipe")
     from blemore.encoders import imagebind, videomae_v2
+    from blemore.encoders.facecrop import FaceCrop
 
     arch = imagebind.TowerArch("vision", 16, 1, 2, out_dim=8, image_size=28)
     enc = imagebind.ImageBindVisionEncoder(model=imagebind.build_tower(arch), face_crop=True)
     assert enc.name == "imagebind-vision-face" and enc.settings()["face_crop"] is True
-    assert (enc.video.crop, enc.video.short_side) == ("face", 56)
+    assert (enc.video.transform, enc.video.short_side) == (FaceCrop(), 56)
     model = videomae_v2.build_model(videomae_v2.VideoMAEv2Arch(32, 1, 2, 48, frames=4, image_size=32))
     enc = videomae_v2.VideoMAEv2Encoder(model=model, face_crop=True)
-    assert enc.name == "videomaev2-face" and enc.video.crop == "face"
+    assert enc.name == "videomaev2-face" and enc.video.transform == FaceCrop()
 
 
 def test_the_docstring_examples_run():
