@@ -55,7 +55,8 @@ def sgemm_rate(threads: int, n: int = 2048, repeat: int = 4) -> tuple[float, flo
     return best, 2 * n**3 * repeat / cpu / 1e9
 
 
-def one(dim: int, epochs: int, threads: int, hidden: int, with_final: bool) -> dict:
+def one(dim: int, epochs: int, threads: int, hidden: int, with_final: bool, device: str = "cpu",
+        nested: bool = False) -> dict:
     import torch
 
     from blemore.decoding import search_thresholds
@@ -72,9 +73,12 @@ def one(dim: int, epochs: int, threads: int, hidden: int, with_final: bool) -> d
         Member(train=np.flatnonzero(folds != f), eval=np.flatnonzero(folds == f), seed=f)
         for f in range(len(FOLD_SIZES))
     ]
+    K = len(FOLD_SIZES)
     if with_final:
         members.append(Member(train=np.arange(n), eval=np.arange(0), seed=99))
-    K = len(FOLD_SIZES)
+    if nested:  # the inner members of nested selection: train on the folds but k and j, evaluate j
+        members += [Member(train=np.flatnonzero((folds != k) & (folds != j)), eval=np.flatnonzero(folds == j),
+                           seed=100 + 10 * k + j) for k in range(K) for j in range(K) if j != k]
     truth = [labels[m.eval] for m in members[:K]]
     pooled_truth = np.concatenate(truth)
     search_seconds = [0.0]
@@ -86,16 +90,20 @@ def one(dim: int, epochs: int, threads: int, hidden: int, with_final: bool) -> d
         search_thresholds(np.concatenate(probs[:K]), pooled_truth)
         search_seconds[0] += time.perf_counter() - t
 
-    rate_before, cpu_rate_before = sgemm_rate(threads)
+    on_cpu = device == "cpu"
+    rate_before, cpu_rate_before = sgemm_rate(threads) if on_cpu else (float("nan"), float("nan"))
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     c0 = time.process_time()
     res = train_members(
-        X, T, members, hidden=hidden, config=TrainConfig(epochs=epochs, threads=threads), on_epoch=on_epoch
+        X, T, members, hidden=hidden, config=TrainConfig(epochs=epochs, threads=threads, device=device),
+        on_epoch=on_epoch,
     )
+    if not on_cpu:
+        torch.cuda.synchronize()
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    rate_after, cpu_rate_after = sgemm_rate(threads)
+    rate_after, cpu_rate_after = sgemm_rate(threads) if on_cpu else (float("nan"), float("nan"))
     rate = max(rate_before, rate_after)
     cpu_rate = max(cpu_rate_before, cpu_rate_after)
     return {
@@ -107,6 +115,7 @@ def one(dim: int, epochs: int, threads: int, hidden: int, with_final: bool) -> d
         "hidden": hidden,
         "epochs": epochs,
         "members": len(members),
+        "device": device,
         "threads": threads,
         "wall_s": wall,
         "search_s": search_seconds[0],
@@ -128,14 +137,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--with-final", action="store_true", help="also train the model on all clips")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the trainer's one code path)")
+    ap.add_argument("--nested", action="store_true", help="also the 20 inner members of nested selection")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.epochs, args.threads, args.hidden, args.with_final)))
+        print(json.dumps(one(args.one, args.epochs, args.threads, args.hidden, args.with_final, args.device,
+                             args.nested)))
         return
     print(
         f"MLP-{args.hidden}, {len(FOLD_SIZES)} folds x {args.epochs} epochs, batch 32, Adam, per-epoch "
-        f"validation + alpha/beta search, {args.threads} thread(s)"
+        f"validation + alpha/beta search, {args.threads} thread(s), device {args.device}"
+        + (", + 20 inner members (nested)" if args.nested else "")
     )
     print(f"{'dim':>6} {'wall s':>8} {'TFLOP':>7} {'GFLOP/s':>8} {'sgemm':>7} {'floor s':>8} {'wall/floor':>10} "
           f"{'cpu s':>8} {'cpu/floor':>9} {'search s':>8} {'peak MB':>8} {'s/epoch/fold':>12}")
@@ -144,6 +157,9 @@ def main() -> None:
                "--threads", str(args.threads), "--hidden", str(args.hidden)]
         if args.with_final:
             cmd.append("--with-final")
+        if args.nested:
+            cmd.append("--nested")
+        cmd += ["--device", args.device]
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
         print(
             f"{r['dim']:>6} {r['wall_s']:>8.1f} {r['tflop']:>7.2f} {r['achieved_gflops']:>8.1f} "
