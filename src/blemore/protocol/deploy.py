@@ -23,12 +23,13 @@ from blemore.errors import BlemoreError
 from blemore.features.loading import load_feature_set
 from blemore.models.trainer import HeadParams
 from blemore.protocol.actors import actor_standardise, discover_actors, estimate_actor_count, is_missing_actor
-from blemore.protocol.methods import METHODS, Configuration, UnitKey, decoder_for
+from blemore.protocol.methods import METHODS, Configuration, Method, UnitKey, decoder_for
 from blemore.protocol.runfolder import RunFolder
 from blemore.protocol.selection import params_from_json, params_to_json
 from blemore.protocol.units import outputs_of
 
-__all__ = ["RuleChoice", "Deployment", "ActorModel", "Prediction", "load_deployment", "list_deployments"]
+__all__ = ["RuleChoice", "Deployment", "ActorModel", "Prediction", "load_deployment", "list_deployments",
+           "probabilities_of"]
 
 
 @dataclass
@@ -143,11 +144,8 @@ class Deployment:
             outputs.append(outputs_of(model, key.trainer, X, rows.row_clip))
         combined = method.combine(outputs)
         labels = decoder_for(method, self.configuration.feature_set).decode(combined, choice.params)
-        probs = combined if combined.ndim == 2 and combined.shape[1] == 6 and method.trainer != "salreg" else None
-        if probs is None and combined.ndim == 3:
-            w = np.asarray(choice.params[0], dtype=float)
-            probs = np.einsum("nsk,s->nk", combined, w)
-        return Prediction(list(clips), np.asarray(labels, dtype=np.int64), probs, used_actors)
+        return Prediction(list(clips), np.asarray(labels, dtype=np.int64),
+                          probabilities_of(method, combined, choice.params), used_actors)
 
     @property
     def loading(self) -> str:
@@ -170,6 +168,15 @@ class Deployment:
         from blemore.protocol.context import test_actor_ids
 
         return test_actor_ids(discover_actors(X, k=k, directions=am.directions, seed=seed))
+
+
+def probabilities_of(method: Method, outputs: np.ndarray, params: Any) -> np.ndarray | None:
+    """The six emotion probabilities behind a method's labels, where it has them (None: a label-only head)."""
+    if outputs.ndim == 3:
+        return np.einsum("nsk,s->nk", outputs, np.asarray(params[0], dtype=float))
+    if outputs.ndim == 2 and outputs.shape[1] == 6 and method.trainer in ("kl6", "attention"):
+        return outputs
+    return None
 
 
 def _safe(name: str) -> str:

@@ -27,13 +27,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from blemore.protocol.context import RunContext
-from blemore.protocol.deploy import ActorModel, Deployment, RuleChoice
+from blemore.protocol.deploy import ActorModel, Deployment, RuleChoice, probabilities_of
 from blemore.protocol.methods import METHODS, Configuration, Method, UnitKey, decoder_for
 from blemore.protocol.selection import Choice, Decoder, choose, epoch_grid
 from blemore.protocol.units import TrainedUnit, UnitSpec, fit_deployed, outputs_of
 
-__all__ = ["SelectionRow", "ConfigResult", "evaluate_configuration", "validation_rows", "LABELS", "candidate_epochs",
-           "probabilities_of"]
+__all__ = ["SelectionRow", "ConfigResult", "evaluate_configuration", "validation_rows", "LABELS", "candidate_epochs"]
 
 
 class _Labels(Decoder):
@@ -221,15 +220,6 @@ def _kept_test_outputs(units: Sequence[TrainedUnit], rule: str, choice: RuleChoi
         return None  # a fold's own model, not the model on all clips
     out = np.asarray(units[0].test_outputs()[choice.epoch - 1])
     return out if out.ndim == 1 else out.astype(np.float64)
-
-
-def probabilities_of(method: Method, outputs: np.ndarray, params: Any) -> np.ndarray | None:
-    """The six emotion probabilities behind a method's labels, where it has them (None: a label-only head)."""
-    if outputs.ndim == 3:
-        return np.einsum("nsk,s->nk", outputs, np.asarray(params[0], dtype=float))
-    if outputs.ndim == 2 and outputs.shape[1] == 6 and method.trainer in ("kl6", "attention"):
-        return outputs
-    return None
 
 
 def _test_predictions(ctx: RunContext, result: ConfigResult, units: Sequence[TrainedUnit]) -> None:
