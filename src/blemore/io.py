@@ -22,6 +22,7 @@ import errno
 import io
 import json
 import os
+import re
 import socket
 import uuid
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "TMP_SUFFIX",
     "temporary_name",
     "is_temporary",
+    "user_path",
     "atomic_write",
     "write_bytes",
     "write_text",
@@ -50,10 +52,18 @@ __all__ = [
 TMP_SUFFIX = ".tmp"
 
 
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[^.]+-\d+-[0-9a-f]{8}" + re.escape(TMP_SUFFIX) + "$")
+
+
 def temporary_name(path: str | Path) -> Path:
-    """A hidden temporary name beside ``path``, unique across hosts, processes and threads."""
+    """A hidden temporary name beside ``path``, unique across hosts, processes and threads.
+
+    ``.<name>.<host>-<pid>-<8 hex digits>.tmp``; dots in the host name become ``_`` so that
+    :func:`user_path` can tell the tag from the name.
+    """
     path = Path(path)
-    tag = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    host = socket.gethostname().replace(".", "_") or "host"
+    tag = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     return path.with_name(f".{path.name}.{tag}{TMP_SUFFIX}")
 
 
@@ -61,6 +71,17 @@ def is_temporary(path: str | Path) -> bool:
     """Whether ``path`` is named like a temporary file of :func:`atomic_write`."""
     name = Path(path).name
     return name.startswith(".") and name.endswith(TMP_SUFFIX)
+
+
+def user_path(path: str | Path) -> Path:
+    """The file a temporary name of :func:`temporary_name` stands for; any other path unchanged.
+
+    >>> user_path(temporary_name("out/run.json")) == Path("out/run.json")
+    True
+    """
+    path = Path(path)
+    match = _TEMPORARY.match(path.name)
+    return path.with_name(match.group("name")) if match else path
 
 
 def _for_user(exc: OSError, path: Path) -> OSError:
