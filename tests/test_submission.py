@@ -477,8 +477,11 @@ def test_bad_npz(tmp_path):
     with pytest.raises(BlemoreError, match=r"shape \(2, 6\), expected \(1, 6\)"):
         read_probability_table(tmp_path / "b.npz")
     (tmp_path / "c.npz").write_text("nope")
-    with pytest.raises(BlemoreError, match="not a readable .npz"):
+    with pytest.raises(BlemoreError, match="c.npz: not an .npz file"):
         read_probability_table(tmp_path / "c.npz")
+    np.savez(tmp_path / "d.npz", probs=np.full((1, 6), 1 / 6), filenames=np.array([None], dtype=object))
+    with pytest.raises(BlemoreError, match="d.npz: an array is stored as Python objects"):
+        read_probability_table(tmp_path / "d.npz")
 
 
 def test_read_truth_folds(tmp_path):

@@ -25,10 +25,14 @@ import os
 import re
 import socket
 import uuid
+import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 import numpy as np
+
+from blemore.errors import BlemoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -46,6 +50,7 @@ __all__ = [
     "save_npy",
     "save_npz",
     "remove_temporaries",
+    "load_npz",
 ]
 
 #: Suffix of the temporary files of atomic writes.
@@ -172,3 +177,41 @@ def remove_temporaries(folder: str | Path) -> int:
         except OSError:
             pass
     return removed
+
+
+def load_npz(path: str | Path, *, names: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` (or only ``names``), read without unpickling anything.
+
+    Whatever is wrong with the file (a pickle, a lone ``.npy``, a truncated or damaged
+    zip, an array of Python objects) is one :class:`~blemore.errors.BlemoreError` naming
+    ``path``; a missing file stays ``FileNotFoundError``.
+    """
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc) and _starts_with(path, b"\x80"):
+            raise BlemoreError(f"{path}: a Python pickle, not an .npz; blemore never unpickles files") from None
+        raise BlemoreError(f"{path}: not an .npz file (np.savez writes a zip of arrays)") from None
+    except (EOFError, zipfile.BadZipFile) as exc:
+        raise BlemoreError(f"{path}: not a readable .npz ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise BlemoreError(f"{path}: a single .npy array, not an .npz holding named arrays")
+    try:
+        with data:
+            wanted = names or tuple(data.files)
+            return {name: np.asarray(data[name]) for name in wanted if name in data.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise BlemoreError(
+                f"{path}: an array is stored as Python objects, which blemore does not unpickle; store "
+                "numbers, and names as strings (np.asarray(names, dtype=str))"
+            ) from None
+        raise BlemoreError(f"{path}: not a readable .npz ({exc})") from None
+    except (EOFError, OSError, zipfile.BadZipFile, zlib.error) as exc:
+        raise BlemoreError(f"{path}: a damaged .npz ({type(exc).__name__}: {exc})") from None
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(magic)) == magic

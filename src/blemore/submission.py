@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from blemore.errors import BlemoreError
-from blemore.io import atomic_write
+from blemore.io import atomic_write, load_npz
 from blemore.labels import (
     EMOTION_INDEX,
     EMOTIONS,
@@ -814,20 +814,14 @@ def read_probability_table(path: str | os.PathLike[str]) -> ProbabilityTable:
         columns = {str(c): df[c].tolist() for c in df.columns}
         return _table_from_columns(source, columns, len(df))
     if suffix == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as data:
-                keys = set(data.files)
-                if "probs" not in keys or "filenames" not in keys:
-                    raise BlemoreError(
-                        f"{source}: expected arrays 'probs' (N x 6) and 'filenames' (N), found {', '.join(sorted(keys)) or 'none'}"
-                    )
-                probs = np.asarray(data["probs"])
-                names = [clip_stem(str(f)) for f in np.asarray(data["filenames"]).reshape(-1)]
-                raw_labels = np.asarray(data["labels"]).reshape(-1) if "labels" in keys else None
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            if isinstance(exc, BlemoreError):
-                raise
-            raise BlemoreError(f"{source}: not a readable .npz file ({exc})") from None
+        data = load_npz(p)
+        if "probs" not in data or "filenames" not in data:
+            raise BlemoreError(
+                f"{source}: expected arrays 'probs' (N x 6) and 'filenames' (N), found {', '.join(sorted(data)) or 'none'}"
+            )
+        probs = data["probs"]
+        names = [clip_stem(str(f)) for f in data["filenames"].reshape(-1)]
+        raw_labels = data["labels"].reshape(-1) if "labels" in data else None
         if probs.ndim != 2 or probs.shape[0] != len(names):
             raise BlemoreError(f"{source}: 'probs' has shape {probs.shape}, expected ({len(names)}, 6) to match 'filenames'")
         labels = None
