@@ -6,9 +6,10 @@ Every function takes an ``(N, 6)`` array of non-negative scores, one column per
 emotion in :data:`~blemore.labels.EMOTIONS` order (``ang, disg, fea, hap, sad, neu``),
 and returns label indices into :data:`~blemore.labels.VALID_LABELS`. Inputs are cast to
 float64 *before* any comparison, so a float32 model output is decoded exactly like its
-float64 copy. (The reference, under numpy 1.x, compares a float32 output with alpha in
-float32 and takes ``p1 - p2`` in float32; under numpy 2 it compares in float64. The two can
-differ for an entry within float32 rounding of a grid value; blemore is the float64 reading.)
+float64 copy. (The reference reads a float32 output otherwise: under numpy 1.x it compares
+the output with alpha in float32 (under numpy 2 in float64), and under both it takes
+``p1 - p2`` in float32 before comparing with beta. The readings differ only for entries
+within float32 rounding of a threshold; blemore is the exact float64 reading.)
 
 The alpha/beta rule (:func:`decode_thresholds`), as in the official baseline
 (BlEmoRe ``post_process``), for one row ``p``:
@@ -22,13 +23,13 @@ The alpha/beta rule (:func:`decode_thresholds`), as in the official baseline
    the larger.
 
 Ties in step 1 go to the lower column (a stable sort): of exactly equal entries, the one
-in the earlier column counts as the larger. The reference calls numpy's default ``argsort``,
-which numpy does not promise to be stable; whether it is depends on numpy and the CPU
-(``benchmarks/check_ties.py`` measures it): numpy 1.x keeps the column order on AVX2 CPUs
-but not where it sorts with AVX-512, numpy 2 reverses equal pairs on AVX2 CPUs as well
-(``[0, 0, 0, 0, 0.5, 0.5]`` puts ``neu`` before ``sad``), and only numpy 2 without AVX2 keeps
-the order. So rows with *exactly equal* top entries may decode differently under the
-reference on different machines; blemore gives one answer everywhere.
+in the earlier column counts as the larger. The reference keeps the two columns numpy's
+default ``argsort`` puts first, and that sort is not stable everywhere
+(``benchmarks/check_ties.py``): numpy 1.x keeps the column order on CPUs without AVX-512
+but not with it, numpy 2 not on AVX2 CPUs either, only without AVX2. When the second
+largest entry is tied, the reference may therefore keep another column: for
+``[0.1, 0, 0.2, 0.2, 0.3, 0.2]`` it keeps ``sad`` and ``hap`` where it sorts with AVX-512
+(numpy 1.x) or AVX2 (numpy 2), ``sad`` and ``fea`` elsewhere, as blemore does everywhere.
 
 So the prediction is the pair exactly when the second largest entry is ``>= alpha`` (and
 ``> 0``) and neither of the two is neutral; in every other case it is the top emotion
@@ -69,6 +70,7 @@ __all__ = [
     "SUM_TOLERANCE",
     "decode_thresholds",
     "search_thresholds",
+    "accuracy_grids",
     "decode_structured",
     "STRUCTURED_RULES",
 ]
@@ -322,6 +324,39 @@ def _check_truth(truth: object, n: int) -> np.ndarray:
     return t
 
 
+def accuracy_grids(p: np.ndarray, t: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Presence and salience accuracy of the alpha/beta rule at every (alpha, beta), shape ``(len(a), len(b))``.
+
+    ``p`` checked float64 probabilities, ``t`` checked truth indices, ``a``/``b`` the grids. The
+    prediction is the pair exactly where the second largest entry reaches alpha (and neither
+    of the two is neutral), so presence depends on alpha alone and salience on both.
+    """
+    n = p.shape[0]
+    i1, i2, v1, v2 = _top_two(p)
+    truth_mask = PRESENCE_MASKS[t]
+    blend = IS_BLEND[t]
+    n_blends = int(blend.sum())
+    pair_possible = (i1 != NEUTRAL_INDEX) & (i2 != NEUTRAL_INDEX) & (v2 > 0)
+
+    # Outcomes of the two possible predictions per clip.
+    single_present = truth_mask == (np.int64(1) << i1)
+    pair_present = truth_mask == ((np.int64(1) << i1) | (np.int64(1) << i2))
+    match50 = pair_possible & blend & (_PAIR[i1, i2, 0] == t)
+    match70 = pair_possible & blend & (_unequal_pair(i1, i2, v1, v2) == t)
+
+    # (A, N): is the prediction the pair at this alpha?
+    is_pair = pair_possible[None, :] & (v2[None, :] >= a[:, None])
+    presence_counts = np.where(is_pair, pair_present[None, :], single_present[None, :]).sum(axis=1)
+    # (B, N): would the pair be right at this beta?
+    pair_right = np.where((v1 - v2)[None, :] <= b[:, None], match50[None, :], match70[None, :])
+    salience_counts = is_pair.astype(np.int64) @ pair_right.astype(np.int64).T  # (A, B)
+
+    presence_grid = np.broadcast_to((presence_counts.astype(np.float64) / n)[:, None], (a.size, b.size)).copy()
+    if n_blends:
+        return presence_grid, salience_counts.astype(np.float64) / n_blends
+    return presence_grid, np.zeros((a.size, b.size))
+
+
 def search_thresholds(
     probs: object,
     truth: object,
@@ -366,35 +401,8 @@ def search_thresholds(
     if not 0.0 <= w <= 1.0:
         raise BlemoreError(f"presence_weight must be in [0, 1], got {presence_weight!r}")
 
-    i1, i2, v1, v2 = _top_two(p)
-    diff = v1 - v2
-    truth_mask = PRESENCE_MASKS[t]
-    blend = IS_BLEND[t]
-    n_blends = int(blend.sum())
-    non_neutral = (i1 != NEUTRAL_INDEX) & (i2 != NEUTRAL_INDEX)
-    pair_possible = non_neutral & (v2 > 0)
-
-    # Outcomes of the two possible predictions per clip.
-    single_present = truth_mask == (np.int64(1) << i1)
-    pair_present = truth_mask == ((np.int64(1) << i1) | (np.int64(1) << i2))
-    pair50 = _PAIR[i1, i2, 0]
-    pair70 = _unequal_pair(i1, i2, v1, v2)
-    match50 = pair_possible & blend & (pair50 == t)
-    match70 = pair_possible & blend & (pair70 == t)
-
-    # (A, N): is the prediction the pair at this alpha?
-    is_pair = pair_possible[None, :] & (v2[None, :] >= a[:, None])
-    presence_counts = np.where(is_pair, pair_present[None, :], single_present[None, :]).sum(axis=1)
-    # (B, N): would the pair be right at this beta?
-    pair_right = np.where(diff[None, :] <= b[:, None], match50[None, :], match70[None, :])
-    salience_counts = is_pair.astype(np.int64) @ pair_right.astype(np.int64).T  # (A, B)
-
-    presence = presence_counts.astype(np.float64) / n
-    presence_grid = np.broadcast_to(presence[:, None], (a.size, b.size)).copy()
-    if n_blends:
-        salience_grid = salience_counts.astype(np.float64) / n_blends
-    else:
-        salience_grid = np.zeros((a.size, b.size))
+    presence_grid, salience_grid = accuracy_grids(p, t, a, b)
+    n_blends = int(IS_BLEND[t].sum())
     score_grid = w * presence_grid + (1.0 - w) * salience_grid
     best = int(np.argmax(score_grid))  # first maximum in alpha-major order
     ia, ib = divmod(best, b.size)
