@@ -275,8 +275,10 @@ def _loads(data: bytes, source: str) -> Any:
         raise BlemoreError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise BlemoreError(f"{source}: JSON nested too deeply") from None
-    except ValueError as exc:  # an integer of more digits than Python converts
-        raise BlemoreError(f"{source}: not readable as JSON: a number has too many digits ({exc.args[0][:40]}...)") from None
+    except BlemoreError:
+        raise
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts to int
+        raise BlemoreError(f"{source}: not readable as JSON ({str(exc).split(';')[0]})") from None
 
 
 def _unsafe_member(name: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -461,3 +462,36 @@ def test_outputs_follow_the_umask(tmp_path, probs_csv, mask, mode):
     finally:
         os.umask(previous)
     assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in outputs} == {p.name: oct(mode) for p in outputs}
+
+
+# --------------------------------------------------------------------------- the error handler
+
+
+def test_os_errors_name_the_users_path_and_the_problem(tmp_path):
+    import errno
+
+    from blemore.cli.app import describe_os_error
+    from blemore.io import temporary_name
+
+    out = tmp_path / "sub.zip"
+    cases = {
+        errno.EROFS: "read-only file system", errno.ENOSPC: "no space left", errno.EDQUOT: "quota exceeded",
+        errno.EACCES: "permission denied", errno.EPERM: "not permitted", errno.ENOTDIR: "not a directory",
+        errno.EISDIR: "is a directory", errno.ENAMETOOLONG: "name too long", errno.ENOENT: "no such file",
+        errno.EIO: "input/output error", errno.ENXIO: "no such device or address",
+    }
+    for code, words in cases.items():
+        line = describe_os_error(OSError(code, os.strerror(code), str(temporary_name(out))))
+        assert line.startswith(f"{out}: ") and words in line, line
+    assert describe_os_error(OSError(errno.EXDEV, "x", "a", None, "b")).startswith("a -> b: ")
+    assert describe_os_error(OSError("no errno at all")) == "no errno at all"
+
+
+def test_a_broken_pipe_ends_quietly():
+    import errno
+
+    from blemore.cli.app import user_errors
+
+    with pytest.raises(BrokenPipeError):
+        with user_errors():
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")

@@ -93,6 +93,8 @@ def user_errors() -> Iterator[None]:
     except BlemoreError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:
+        if exc.errno == errno.EPIPE:  # the reader of stdout went away (`| head`): end quietly, as typer does
+            raise
         raise fail(describe_os_error(exc)) from None
     except MemoryError:
         raise fail("out of memory: the input is larger than this machine can hold") from None

@@ -136,9 +136,7 @@ def _print_report(report: Any, submission: Path, *, lenient: bool, breakdown: bo
 
 
 def _write_or_print(preds: dict[str, Any], out: Optional[Path]) -> None:
-    from blemore.submission import write_predictions, write_submission_zip
-
-    from blemore.submission import format_predictions
+    from blemore.submission import format_predictions, write_predictions, write_submission_zip
 
     if out is None:
         sys.stdout.write(format_predictions(preds))
