@@ -10,7 +10,9 @@ from hypothesis.extra import numpy as hnp
 
 from blemore.decoding import (
     GRID,
+    SUM_TOLERANCE,
     check_probabilities,
+    check_thresholds,
     decode_structured,
     decode_thresholds,
     search_thresholds,
@@ -133,8 +135,8 @@ def test_decode_thresholds_matches_plain_rule(probs, alpha, beta):
 
 
 @settings(max_examples=100, deadline=None)
-@given(probs=prob_rows(), alpha=st.floats(-1.0, 2.0), beta=st.floats(-1.0, 2.0))
-def test_decode_thresholds_any_finite_threshold(probs, alpha, beta):
+@given(probs=prob_rows(), alpha=st.floats(0.0, 1.0), beta=st.floats(0.0, 1.0))
+def test_decode_thresholds_any_threshold_in_range(probs, alpha, beta):
     want = [label_of(plain_decode_row(row, alpha, beta)) for row in probs.astype(np.float64)]
     assert decode_thresholds(probs, alpha, beta).tolist() == want
 
@@ -276,6 +278,25 @@ def test_bad_thresholds():
         decode_thresholds(np.full((1, 6), 0.1), float("nan"), 0.1)
     with pytest.raises(BlemoreError, match="beta must be a number"):
         decode_thresholds(np.full((1, 6), 0.1), 0.1, "x")  # type: ignore[arg-type]
+    for alpha, beta, name in ((2, 0.1, "alpha"), (0.3, -1, "beta"), (-0.01, 0.1, "alpha"), (0.3, 1.5, "beta")):
+        with pytest.raises(BlemoreError, match=rf"{name} must be in \[0, 1\].*got {beta if name == 'beta' else alpha}"):
+            decode_thresholds(np.full((1, 6), 1 / 6), alpha, beta)
+    assert check_thresholds(0, 1) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("total", [3.0, 0.5, 1.0 + 1.01 * SUM_TOLERANCE, 1.0 - 1.01 * SUM_TOLERANCE])
+def test_rows_that_do_not_sum_to_one_are_refused_when_asked(total):
+    probs = np.array([[1 / 6] * 6, [total / 6] * 6])
+    assert check_probabilities(probs).shape == (2, 6)  # the rules themselves compare entries only
+    with pytest.raises(BlemoreError, match=rf"p.csv: row 1 \(clip 'b'\) sums to {total:.6g}, not 1 \(within 0.01\)"):
+        check_probabilities(probs, source="p.csv", names=["a", "b"], sum_to_one=True)
+
+
+def test_rows_within_the_tolerance_pass():
+    rounded = np.round(np.array([[0.1234, 0.2345, 0.3456, 0.0505, 0.1, 0.146]]), 3)  # 3 decimals
+    assert check_probabilities(rounded, sum_to_one=True).shape == (1, 6)
+    soft = np.float32([[0.2, 0.2, 0.2, 0.2, 0.1, 0.1]])
+    assert check_probabilities(soft, sum_to_one=True).dtype == np.float64
 
 
 def test_check_probabilities_returns_float64_copy():

@@ -21,6 +21,7 @@ from blemore.metrics import (
     breakdown_by_salience,
     confusion_matrix,
     prediction_code,
+    salience_value,
     score_codes,
     score_indices,
 )
@@ -85,8 +86,27 @@ def test_prediction_code():
     assert prediction_code([{"emotion": "x", "salience": 100}]) == (UNKNOWN_EMOTION_BIT, OTHER)
     assert prediction_code([]) == (0, OTHER)
     assert prediction_code("hap") == (INVALID_MASK, OTHER)
-    assert prediction_code([{"emotion": "hap", "salience": "100"}]) == (INVALID_MASK, OTHER)
-    assert prediction_code([{"emotion": "hap", "salience": True}]) == (INVALID_MASK, OTHER)
+    # as the challenge's scorer: presence never reads saliences; salience reads round(float(s))
+    assert prediction_code([{"emotion": "hap", "salience": "100"}]) == (0b1000, LABEL_INDEX["hap"])
+    assert prediction_code([{"emotion": "hap"}]) == (0b1000, LABEL_INDEX["hap"])
+    assert prediction_code([{"emotion": "hap", "salience": None}]) == (0b1000, LABEL_INDEX["hap"])
+    assert prediction_code([{"emotion": "hap", "salience": "70"}, {"emotion": "ang", "salience": " 30.0 "}]) == (
+        0b1001,
+        LABEL_INDEX["ang_hap_30_70"],
+    )
+    assert prediction_code([{"emotion": "hap", "salience": "x"}, {"emotion": "ang", "salience": 30}]) == (0b1001, OTHER)
+    assert prediction_code([{"emotion": "hap", "salience": float("nan")}, {"emotion": "ang", "salience": 30}]) == (
+        0b1001,
+        OTHER,
+    )
+    assert prediction_code([{"salience": 100}]) == (INVALID_MASK, OTHER)
+    assert prediction_code([["hap", 100]]) == (INVALID_MASK, OTHER)
+    assert prediction_code([{"emotion": 3, "salience": 100}]) == (UNKNOWN_EMOTION_BIT, OTHER)
+
+
+def test_salience_value_reads_like_the_scorer():
+    assert [salience_value(v) for v in (70, 69.5, 70.5, "70", " 30 ", "7e1", True)] == [70, 70, 70, 70, 30, 70, 1]
+    assert [salience_value(v) for v in (None, "abc", "", float("nan"), float("inf"), [70], {"a": 1})] == [None] * 7
 
 
 def test_no_blend_truth_gives_zero_salience():

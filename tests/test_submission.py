@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from blemore.errors import BlemoreError
-from blemore.labels import LABEL_INDEX, N_LABELS, VALID_LABELS
+from blemore.labels import EMOTIONS, LABEL_INDEX, N_LABELS, VALID_LABELS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -309,6 +309,101 @@ def test_strict_and_lenient():
     assert json.loads(json.dumps(d)) == d
 
 
+# ---- score --lenient is the reference scorer on every input the reference accepts
+
+_NAMES = [
+    "A102_ang_int1_ver1", "A102_disg_int2_ver1", "A55_fea_int3_ver1", "A303_neu_sit2_ver1", "A7_sad_int4_ver2",
+    "A407_mix_disg_hap_50_50_ver1", "A407_mix_disg_hap_70_30_ver1", "A411_mix_ang_hap_30_70_ver1",
+    "A427_mix_fea_sad_50_50_ver1", "A9_mix_ang_sad_70_30_ver2", "A9_hap_int1_ver1",
+]
+_READABLE_SALIENCES = [
+    100, 100.0, 70, 30, 50, 50.0, 69.5, 70.5, 29.5, 30.49, 49.999, 1.0, 0, -30, 1e300, True, False,
+    "70", "30", " 50 ", "50.0", "7e1", "70\n", "1_00", "+30", "0070",
+]
+_UNREADABLE_SALIENCES = ["abc", "", None, float("nan"), float("inf"), 10**400, [70], {"v": 70}]
+_ODD_EMOTIONS = ["angry", "Hap", "", " hap", 3, None, True, 1.5]
+
+
+@st.composite
+def _odd_prediction(draw, name: str):
+    """Entries for clip ``name``: often its truth written oddly, sometimes anything."""
+    from tests.support.official_scorer import label_from_name
+
+    kind = draw(st.integers(0, 9))
+    if kind <= 4:  # the truth (or a near miss), saliences written in odd but readable ways
+        entries = [dict(e) for e in label_from_name(name)]
+        if draw(st.booleans()):
+            entries.reverse()
+        for e in entries:
+            value = round(float(e["salience"])) if len(entries) == 2 else 100
+            same = [value, float(value), str(value), f" {value}.0 ", value + 0.4, value - 0.5, value + 0.5]
+            e["salience"] = draw(st.sampled_from(same if draw(st.integers(0, 3)) else _READABLE_SALIENCES))
+            if draw(st.integers(0, 9)) == 0:
+                del e["salience"]
+        if draw(st.integers(0, 4)) == 0:
+            entries[0]["emotion"] = draw(st.sampled_from([*EMOTIONS, *_ODD_EMOTIONS]))
+        if draw(st.integers(0, 4)) == 0:
+            entries.append({"emotion": draw(st.sampled_from(EMOTIONS)), "salience": 30})
+        return entries
+    if kind <= 7:  # any emotions, readable saliences
+        entry = st.fixed_dictionaries(
+            {"emotion": st.sampled_from([*EMOTIONS, *EMOTIONS, *_ODD_EMOTIONS])},
+            optional={"salience": st.sampled_from(_READABLE_SALIENCES), "note": st.just("extra key")},
+        )
+        return draw(st.lists(entry, max_size=3))
+    # anything: unreadable saliences, entries that are not objects, predictions that are not lists
+    entry = st.one_of(
+        st.fixed_dictionaries({"emotion": st.sampled_from(EMOTIONS),
+                               "salience": st.sampled_from(_UNREADABLE_SALIENCES + _READABLE_SALIENCES)}),
+        st.sampled_from(["hap", 7, None, ["hap", 70], {"salience": 100}]),
+    )
+    return draw(st.one_of(st.lists(entry, max_size=3), st.sampled_from([{}, "", "hap", None, 5, {"emotion": "hap"}])))
+
+
+@st.composite
+def _odd_submissions(draw):
+    names = draw(st.lists(st.sampled_from(_NAMES), min_size=1, max_size=10))
+    preds = {}
+    for name in names:
+        key = draw(st.sampled_from([name, f"{name}.mov", f"clips/{name}.mp4"]))
+        preds[key] = draw(_odd_prediction(name))
+    return preds
+
+
+@settings(max_examples=600, deadline=None)
+@given(preds=_odd_submissions())
+def test_lenient_scores_exactly_as_the_reference_functions(preds):
+    from tests.support.official_scorer import Refused, reference_scores
+
+    report = score_predictions(preds, lenient=True)  # never raises, whatever the entries
+    try:
+        want = reference_scores(preds)
+    except Refused:
+        return
+    assert (report.scores.acc_presence, report.scores.acc_salience) == want  # exactly, not approximately
+    assert report.scores.score == (want[0] + want[1]) / 2
+    assert report.n_scored == len(preds)
+
+
+def test_lenient_reads_string_saliences_and_ignores_salience_for_presence():
+    preds = {
+        "A411_mix_ang_hap_30_70_ver1": [{"emotion": "hap", "salience": "70"}, {"emotion": "ang", "salience": "30"}],
+        "A102_ang_int1_ver1": [{"emotion": "ang", "salience": "not read"}],
+        "A407_mix_disg_hap_50_50_ver1": [{"emotion": "disg"}, {"emotion": "hap", "salience": 50}, {"emotion": "x"}],
+    }
+    r = score_predictions(preds, lenient=True)
+    assert (r.scores.acc_presence, r.scores.acc_salience, r.n_scored) == (2 / 3, 0.5, 3)
+    strict = score_predictions(preds)
+    assert (strict.scores.acc_presence, strict.scores.acc_salience) == (0.0, 0.0)  # strict: all three invalid
+    assert len(strict.invalid) == 3
+
+
+def test_lenient_scores_every_key_even_two_for_one_clip():
+    preds = {"A102_ang_int1_ver1": HAP, "A102_ang_int1_ver1.mov": [{"emotion": "ang", "salience": 100}]}
+    r = score_predictions(preds, lenient=True)
+    assert (r.n_scored, r.scores.acc_presence) == (2, 0.5)
+
+
 def test_score_from_names():
     preds = {"A102_ang_int1_ver1": HAP, "A411_mix_ang_hap_30_70_ver1.mov": _pair("hap", 70, "ang", 30)}
     r = score_predictions(preds)
@@ -348,7 +443,7 @@ def test_read_probability_tables(tmp_path):
 def test_read_probability_table_parquet(tmp_path):
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
-    df = pd.DataFrame({"filename": ["a", "b"], **{e: [0.5, 0.1] for e in ("ang", "disg", "fea", "hap", "sad", "neu")}})
+    df = pd.DataFrame({"filename": ["a", "b"], **{e: [1 / 6, 1 / 6] for e in ("ang", "disg", "fea", "hap", "sad", "neu")}})
     df.to_parquet(tmp_path / "p.parquet")
     t = read_probability_table(tmp_path / "p.parquet")
     assert t.filenames == ["a", "b"] and t.probs.shape == (2, 6)
@@ -363,6 +458,8 @@ def test_read_probability_table_parquet(tmp_path):
         ("filename,ang,disg,fea,hap,sad,neu\na,1,0,0,0,0,nan\n", "row 0 .clip 'a'. has NaN"),
         ("filename,ang,disg,fea,hap,sad,neu\na,1,0,0,0,0,0\na.mov,1,0,0,0,0,0\n", "clip 'a' appears twice"),
         ("filename,ang,disg,fea,hap,sad,neu\n", "no rows"),
+        ("filename,ang,disg,fea,hap,sad,neu\na,1,0,0,0,0,0\nb,1,1,1,0,0,0\n", r"row 1 .clip 'b'. sums to 3, not 1 .within 0.01."),
+        ("filename,ang,disg,fea,hap,sad,neu\na,0.2,0,0,0,0,0\n", r"row 0 .clip 'a'. sums to 0.2, not 1"),
     ],
 )
 def test_bad_probability_tables(tmp_path, text, message):
@@ -380,8 +477,11 @@ def test_bad_npz(tmp_path):
     with pytest.raises(BlemoreError, match=r"shape \(2, 6\), expected \(1, 6\)"):
         read_probability_table(tmp_path / "b.npz")
     (tmp_path / "c.npz").write_text("nope")
-    with pytest.raises(BlemoreError, match="not a readable .npz"):
+    with pytest.raises(BlemoreError, match="c.npz: not an .npz file"):
         read_probability_table(tmp_path / "c.npz")
+    np.savez(tmp_path / "d.npz", probs=np.full((1, 6), 1 / 6), filenames=np.array([None], dtype=object))
+    with pytest.raises(BlemoreError, match="d.npz: an array is stored as Python objects"):
+        read_probability_table(tmp_path / "d.npz")
 
 
 def test_read_truth_folds(tmp_path):

@@ -6,7 +6,10 @@ Every function takes an ``(N, 6)`` array of non-negative scores, one column per
 emotion in :data:`~blemore.labels.EMOTIONS` order (``ang, disg, fea, hap, sad, neu``),
 and returns label indices into :data:`~blemore.labels.VALID_LABELS`. Inputs are cast to
 float64 *before* any comparison, so a float32 model output is decoded exactly like its
-float64 copy and like the reference implementation, which works in float64.
+float64 copy. (The reference reads a float32 output otherwise: under numpy 1.x it compares
+the output with alpha in float32 (under numpy 2 in float64), and under both it takes
+``p1 - p2`` in float32 before comparing with beta. The readings differ only for entries
+within float32 rounding of a threshold; blemore is the exact float64 reading.)
 
 The alpha/beta rule (:func:`decode_thresholds`), as in the official baseline
 (BlEmoRe ``post_process``), for one row ``p``:
@@ -19,11 +22,14 @@ The alpha/beta rule (:func:`decode_thresholds`), as in the official baseline
 5. otherwise predict the pair: 50/50 if ``|p1 - p2| <= beta``, else 70/30 with 70 on
    the larger.
 
-Ties in step 1 go to the lower column (a stable sort). The reference calls numpy's default
-``argsort``, which numpy does not promise to be stable: where it dispatches to AVX-512
-sorting (numpy >= 1.25 on such CPUs) equal values can come out in any order, so rows with
-*exactly equal* top entries may decode differently there. blemore fixes the order so that
-results do not depend on the CPU.
+Ties in step 1 go to the lower column (a stable sort): of exactly equal entries, the one
+in the earlier column counts as the larger. The reference keeps the two columns numpy's
+default ``argsort`` puts first, and that sort is not stable everywhere
+(``benchmarks/check_ties.py``): numpy 1.x keeps the column order on CPUs without AVX-512
+but not with it, numpy 2 not on AVX2 CPUs either, only without AVX2. When the second
+largest entry is tied, the reference may therefore keep another column: for
+``[0.1, 0, 0.2, 0.2, 0.3, 0.2]`` it keeps ``sad`` and ``hap`` where it sorts with AVX-512
+(numpy 1.x) or AVX2 (numpy 2), ``sad`` and ``fea`` elsewhere, as blemore does everywhere.
 
 So the prediction is the pair exactly when the second largest entry is ``>= alpha`` (and
 ``> 0``) and neither of the two is neutral; in every other case it is the top emotion
@@ -60,8 +66,11 @@ __all__ = [
     "GRID",
     "ThresholdSearch",
     "check_probabilities",
+    "check_thresholds",
+    "SUM_TOLERANCE",
     "decode_thresholds",
     "search_thresholds",
+    "accuracy_grids",
     "decode_structured",
     "STRUCTURED_RULES",
 ]
@@ -94,13 +103,24 @@ def _pair_table() -> np.ndarray:
 _PAIR = _pair_table()
 
 
+#: Largest ``|row sum - 1|`` accepted by :func:`check_probabilities` with ``sum_to_one``:
+#: wide enough for probabilities written with 3 decimals (6 x 0.0005), narrow enough to
+#: catch scores that are not probabilities (logits, independent sigmoids, percentages).
+SUM_TOLERANCE = 0.01
+
+
 def check_probabilities(
-    probs: object, *, source: str = "probabilities", names: Sequence[str] | None = None
+    probs: object,
+    *,
+    source: str = "probabilities",
+    names: Sequence[str] | None = None,
+    sum_to_one: bool = False,
 ) -> np.ndarray:
     """Validate an ``(N, 6)`` score matrix and return it as a new float64 array.
 
-    Rows need not sum to 1 (the rules compare entries only), but every entry must be
-    finite and non-negative.
+    Every entry must be finite and non-negative. The decoding rules compare entries only,
+    so by default rows need not sum to 1; ``sum_to_one`` (what blemore asks of probability
+    files) also requires ``|row sum - 1| <= SUM_TOLERANCE`` (0.01).
 
     Parameters
     ----------
@@ -110,19 +130,21 @@ def check_probabilities(
         What to call the input in error messages (e.g. a file name).
     names : sequence of str, optional, keyword-only
         Clip names of the rows, used to name a bad row in error messages.
+    sum_to_one : bool, keyword-only
+        Require every row to sum to 1 within :data:`SUM_TOLERANCE`.
 
     Raises
     ------
     BlemoreError
-        Wrong shape, non-numeric, NaN/infinite or negative entries; the message names the
-        first bad row.
+        Wrong shape, non-numeric, NaN/infinite or negative entries, or (``sum_to_one``) a
+        row that does not sum to 1; the message names the first bad row.
 
     >>> check_probabilities([[0.1, 0.2, 0.3, 0.4, 0.0, 0.0]]).dtype
     dtype('float64')
     """
     try:
         arr = np.array(probs, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise BlemoreError(f"{source}: expected an (N, 6) numeric array, could not read it as numbers ({exc})") from None
     if arr.ndim != 2 or arr.shape[1] != _N_EMOTIONS:
         raise BlemoreError(
@@ -145,6 +167,15 @@ def check_probabilities(
             f"{source}: {row_name(i)} has negative values: {arr[i].tolist()} "
             "(expected probabilities; apply softmax to logits first)"
         )
+    if sum_to_one and arr.size:
+        off = np.abs(arr.sum(axis=1) - 1.0) > SUM_TOLERANCE
+        if off.any():
+            i = int(np.flatnonzero(off)[0])
+            raise BlemoreError(
+                f"{source}: {row_name(i)} sums to {arr[i].sum():.6g}, not 1 (within {SUM_TOLERANCE}); "
+                f"expected probabilities: divide each row by its sum, or apply softmax to logits "
+                f"({int(off.sum())} row(s) affected)"
+            )
     return arr
 
 
@@ -156,6 +187,24 @@ def _check_threshold(value: float, name: str) -> float:
     if not np.isfinite(v):
         raise BlemoreError(f"{name} must be finite, got {value!r}")
     return v
+
+
+def check_thresholds(alpha: float, beta: float) -> tuple[float, float]:
+    """``(alpha, beta)`` as floats, each checked to lie in [0, 1] (probabilities and their differences).
+
+    >>> check_thresholds(0.3, 0.1)
+    (0.3, 0.1)
+    """
+    out = []
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        v = _check_threshold(value, name)
+        if not 0.0 <= v <= 1.0:
+            raise BlemoreError(
+                f"{name} must be in [0, 1] (it is compared with probabilities), got {value!r}; "
+                "`blemore tune` finds both"
+            )
+        out.append(v)
+    return out[0], out[1]
 
 
 def _check_grid(values: object, name: str) -> np.ndarray:
@@ -200,8 +249,7 @@ def decode_thresholds(probs: object, alpha: float, beta: float) -> np.ndarray:
     True
     """
     p = check_probabilities(probs)
-    a = _check_threshold(alpha, "alpha")
-    b = _check_threshold(beta, "beta")
+    a, b = check_thresholds(alpha, beta)
     i1, i2, v1, v2 = _top_two(p)
     is_pair = (v2 >= a) & (v2 > 0) & (i1 != NEUTRAL_INDEX) & (i2 != NEUTRAL_INDEX)
     pair_label = np.where(v1 - v2 <= b, _PAIR[i1, i2, 0], _unequal_pair(i1, i2, v1, v2))
@@ -276,6 +324,39 @@ def _check_truth(truth: object, n: int) -> np.ndarray:
     return t
 
 
+def accuracy_grids(p: np.ndarray, t: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Presence and salience accuracy of the alpha/beta rule at every (alpha, beta), shape ``(len(a), len(b))``.
+
+    ``p`` checked float64 probabilities, ``t`` checked truth indices, ``a``/``b`` the grids. The
+    prediction is the pair exactly where the second largest entry reaches alpha (and neither
+    of the two is neutral), so presence depends on alpha alone and salience on both.
+    """
+    n = p.shape[0]
+    i1, i2, v1, v2 = _top_two(p)
+    truth_mask = PRESENCE_MASKS[t]
+    blend = IS_BLEND[t]
+    n_blends = int(blend.sum())
+    pair_possible = (i1 != NEUTRAL_INDEX) & (i2 != NEUTRAL_INDEX) & (v2 > 0)
+
+    # Outcomes of the two possible predictions per clip.
+    single_present = truth_mask == (np.int64(1) << i1)
+    pair_present = truth_mask == ((np.int64(1) << i1) | (np.int64(1) << i2))
+    match50 = pair_possible & blend & (_PAIR[i1, i2, 0] == t)
+    match70 = pair_possible & blend & (_unequal_pair(i1, i2, v1, v2) == t)
+
+    # (A, N): is the prediction the pair at this alpha?
+    is_pair = pair_possible[None, :] & (v2[None, :] >= a[:, None])
+    presence_counts = np.where(is_pair, pair_present[None, :], single_present[None, :]).sum(axis=1)
+    # (B, N): would the pair be right at this beta?
+    pair_right = np.where((v1 - v2)[None, :] <= b[:, None], match50[None, :], match70[None, :])
+    salience_counts = is_pair.astype(np.int64) @ pair_right.astype(np.int64).T  # (A, B)
+
+    presence_grid = np.broadcast_to((presence_counts.astype(np.float64) / n)[:, None], (a.size, b.size)).copy()
+    if n_blends:
+        return presence_grid, salience_counts.astype(np.float64) / n_blends
+    return presence_grid, np.zeros((a.size, b.size))
+
+
 def search_thresholds(
     probs: object,
     truth: object,
@@ -320,35 +401,8 @@ def search_thresholds(
     if not 0.0 <= w <= 1.0:
         raise BlemoreError(f"presence_weight must be in [0, 1], got {presence_weight!r}")
 
-    i1, i2, v1, v2 = _top_two(p)
-    diff = v1 - v2
-    truth_mask = PRESENCE_MASKS[t]
-    blend = IS_BLEND[t]
-    n_blends = int(blend.sum())
-    non_neutral = (i1 != NEUTRAL_INDEX) & (i2 != NEUTRAL_INDEX)
-    pair_possible = non_neutral & (v2 > 0)
-
-    # Outcomes of the two possible predictions per clip.
-    single_present = truth_mask == (np.int64(1) << i1)
-    pair_present = truth_mask == ((np.int64(1) << i1) | (np.int64(1) << i2))
-    pair50 = _PAIR[i1, i2, 0]
-    pair70 = _unequal_pair(i1, i2, v1, v2)
-    match50 = pair_possible & blend & (pair50 == t)
-    match70 = pair_possible & blend & (pair70 == t)
-
-    # (A, N): is the prediction the pair at this alpha?
-    is_pair = pair_possible[None, :] & (v2[None, :] >= a[:, None])
-    presence_counts = np.where(is_pair, pair_present[None, :], single_present[None, :]).sum(axis=1)
-    # (B, N): would the pair be right at this beta?
-    pair_right = np.where(diff[None, :] <= b[:, None], match50[None, :], match70[None, :])
-    salience_counts = is_pair.astype(np.int64) @ pair_right.astype(np.int64).T  # (A, B)
-
-    presence = presence_counts.astype(np.float64) / n
-    presence_grid = np.broadcast_to(presence[:, None], (a.size, b.size)).copy()
-    if n_blends:
-        salience_grid = salience_counts.astype(np.float64) / n_blends
-    else:
-        salience_grid = np.zeros((a.size, b.size))
+    presence_grid, salience_grid = accuracy_grids(p, t, a, b)
+    n_blends = int(IS_BLEND[t].sum())
     score_grid = w * presence_grid + (1.0 - w) * salience_grid
     best = int(np.argmax(score_grid))  # first maximum in alpha-major order
     ia, ib = divmod(best, b.size)

@@ -22,12 +22,17 @@ import errno
 import io
 import json
 import os
+import re
 import socket
 import uuid
+import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 import numpy as np
+
+from blemore.errors import BlemoreError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -36,6 +41,7 @@ __all__ = [
     "TMP_SUFFIX",
     "temporary_name",
     "is_temporary",
+    "user_path",
     "atomic_write",
     "write_bytes",
     "write_text",
@@ -44,16 +50,25 @@ __all__ = [
     "save_npy",
     "save_npz",
     "remove_temporaries",
+    "load_npz",
 ]
 
 #: Suffix of the temporary files of atomic writes.
 TMP_SUFFIX = ".tmp"
 
 
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[^.]+-\d+-[0-9a-f]{8}" + re.escape(TMP_SUFFIX) + "$")
+
+
 def temporary_name(path: str | Path) -> Path:
-    """A hidden temporary name beside ``path``, unique across hosts, processes and threads."""
+    """A hidden temporary name beside ``path``, unique across hosts, processes and threads.
+
+    ``.<name>.<host>-<pid>-<8 hex digits>.tmp``; dots in the host name become ``_`` so that
+    :func:`user_path` can tell the tag from the name.
+    """
     path = Path(path)
-    tag = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    host = socket.gethostname().replace(".", "_") or "host"
+    tag = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     return path.with_name(f".{path.name}.{tag}{TMP_SUFFIX}")
 
 
@@ -61,6 +76,17 @@ def is_temporary(path: str | Path) -> bool:
     """Whether ``path`` is named like a temporary file of :func:`atomic_write`."""
     name = Path(path).name
     return name.startswith(".") and name.endswith(TMP_SUFFIX)
+
+
+def user_path(path: str | Path) -> Path:
+    """The file a temporary name of :func:`temporary_name` stands for; any other path unchanged.
+
+    >>> user_path(temporary_name("out/run.json")) == Path("out/run.json")
+    True
+    """
+    path = Path(path)
+    match = _TEMPORARY.match(path.name)
+    return path.with_name(match.group("name")) if match else path
 
 
 def _for_user(exc: OSError, path: Path) -> OSError:
@@ -151,3 +177,41 @@ def remove_temporaries(folder: str | Path) -> int:
         except OSError:
             pass
     return removed
+
+
+def load_npz(path: str | Path, *, names: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` (or only ``names``), read without unpickling anything.
+
+    Whatever is wrong with the file (a pickle, a lone ``.npy``, a truncated or damaged
+    zip, an array of Python objects) is one :class:`~blemore.errors.BlemoreError` naming
+    ``path``; a missing file stays ``FileNotFoundError``.
+    """
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc) and _starts_with(path, b"\x80"):
+            raise BlemoreError(f"{path}: a Python pickle, not an .npz; blemore never unpickles files") from None
+        raise BlemoreError(f"{path}: not an .npz file (np.savez writes a zip of arrays)") from None
+    except (EOFError, zipfile.BadZipFile) as exc:
+        raise BlemoreError(f"{path}: not a readable .npz ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise BlemoreError(f"{path}: a single .npy array, not an .npz holding named arrays")
+    try:
+        with data:
+            wanted = names or tuple(data.files)
+            return {name: np.asarray(data[name]) for name in wanted if name in data.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise BlemoreError(
+                f"{path}: an array is stored as Python objects, which blemore does not unpickle; store "
+                "numbers, and names as strings (np.asarray(names, dtype=str))"
+            ) from None
+        raise BlemoreError(f"{path}: not a readable .npz ({exc})") from None
+    except (EOFError, OSError, zipfile.BadZipFile, zlib.error) as exc:
+        raise BlemoreError(f"{path}: a damaged .npz ({type(exc).__name__}: {exc})") from None
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(magic)) == magic

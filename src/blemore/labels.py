@@ -288,6 +288,35 @@ def parse_clip_name(name: str) -> ClipName:
     return ClipName(clip=clip, actor=actor, label=label, intensity=value, version=version)
 
 
+_CLAIMS_BLEMORE = re.compile(r"^(A\d+_|test_)")
+
+
+def clip_name_problem(name: str) -> str | None:
+    """Why a clip name cannot stand in a submission, or None when it can.
+
+    A name that starts like a BLEMORE clip (an actor part ``A<digits>_`` or ``test_``) must be
+    one, exactly as :func:`parse_clip_name` reads it, because that is how a scorer without a
+    truth file reads labels from names (``A102_angry_int1`` is refused). Other names are the
+    user's own clips (score them with a metadata file) and pass. Folder and extension are
+    ignored; an empty name is refused.
+
+    >>> clip_name_problem("A102_angry_int1_ver1")
+    "clip name 'A102_angry_int1_ver1': emotion 'angry' is not one of ang, disg, fea, hap, sad, neu or 'mix' (expected e.g. 'A102_ang_int1_ver1', 'A102_neu_sit1_ver1', 'A411_mix_ang_hap_30_70_ver1' or 'test_0001')"
+    >>> clip_name_problem("my_clip_01") is None
+    True
+    """
+    stem = clip_stem(str(name))
+    if not stem.strip():
+        return "empty clip name"
+    if not _CLAIMS_BLEMORE.match(stem):
+        return None
+    try:
+        parse_clip_name(stem)
+    except BlemoreError as exc:
+        return str(exc)
+    return None
+
+
 def labels_to_indices(labels: Sequence[Label | str]) -> np.ndarray:
     """Indices into :data:`VALID_LABELS` for labels or label names."""
     return np.array(
@@ -301,4 +330,4 @@ def soft_targets(label_indices: np.ndarray) -> np.ndarray:
     return SOFT_VECTORS[np.asarray(label_indices, dtype=np.int64)]
 
 
-__all__ += ["labels_to_indices", "soft_targets"]
+__all__ += ["labels_to_indices", "soft_targets", "clip_name_problem"]

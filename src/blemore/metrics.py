@@ -188,16 +188,37 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
+def salience_value(value: object) -> int | None:
+    """A salience as the challenge's scorer reads it, ``round(float(value))``, or None when unreadable.
+
+    Numbers, numeric strings (``"70"``, ``" 30.0 "``) and booleans are read; NaN, infinities and
+    anything else are not.
+
+    >>> (salience_value(69.5), salience_value("70"), salience_value("abc"), salience_value(float("nan")))
+    (70, 70, None, None)
+    """
+    try:
+        return round(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def prediction_code(entries: object) -> tuple[int, int]:
-    """``(presence mask, label index)`` of one clip's submitted entries, as the scorer reads them.
+    """``(presence mask, label index)`` of one clip's submitted entries, as the challenge's scorer reads them.
 
-    The mask has bit i for ``EMOTIONS[i]`` and :data:`UNKNOWN_EMOTION_BIT` for any other
-    name; the label index is the valid label whose ``emotion -> round(salience)`` map equals
-    the entries' (exactly two distinct emotions for a blend) or :data:`~blemore.labels.OTHER`.
-    Entries that cannot be read (not a list of ``{"emotion", "salience"}`` objects with
-    numeric saliences) give ``(INVALID_MASK, OTHER)``.
+    Presence reads the emotion names alone: the mask has bit i for ``EMOTIONS[i]`` and
+    :data:`UNKNOWN_EMOTION_BIT` for any other name; saliences are not read (they may be
+    absent). The label index is what salience is scored with:
 
-    >>> prediction_code([{"emotion": "hap", "salience": 70}, {"emotion": "ang", "salience": 30}])
+    - two entries: the valid blend whose ``emotion -> round(float(salience))`` map equals the
+      entries' (:func:`salience_value`; ``"70"`` reads as 70), else :data:`~blemore.labels.OTHER`;
+    - one known emotion: that single label (its salience is never read);
+    - anything else: :data:`~blemore.labels.OTHER`.
+
+    Entries that cannot be read at all (not a list of objects with an ``"emotion"`` key) give
+    ``(INVALID_MASK, OTHER)``.
+
+    >>> prediction_code([{"emotion": "hap", "salience": 70}, {"emotion": "ang", "salience": "30"}])
     (9, 14)
     >>> prediction_code([{"emotion": "angry", "salience": 100}])
     (64, -1)
@@ -205,19 +226,23 @@ def prediction_code(entries: object) -> tuple[int, int]:
     if not isinstance(entries, list):
         return INVALID_MASK, OTHER
     mask = 0
-    saliences: dict[str, int] = {}
     for entry in entries:
-        if not isinstance(entry, Mapping):
+        if not isinstance(entry, Mapping) or "emotion" not in entry:
             return INVALID_MASK, OTHER
-        emotion, salience = entry.get("emotion"), entry.get("salience")
-        if not isinstance(emotion, str) or not is_number(salience):
-            return INVALID_MASK, OTHER
-        mask |= (1 << EMOTION_INDEX[emotion]) if emotion in EMOTION_INDEX else UNKNOWN_EMOTION_BIT
-        saliences[emotion] = int(round(salience))
-    if mask & UNKNOWN_EMOTION_BIT or len(saliences) != len(entries) or not saliences:
+        emotion = entry["emotion"]
+        known = isinstance(emotion, str) and emotion in EMOTION_INDEX
+        mask |= (1 << EMOTION_INDEX[emotion]) if known else UNKNOWN_EMOTION_BIT  # type: ignore[index]
+    if mask & UNKNOWN_EMOTION_BIT:
+        return mask, OTHER
+    if len(entries) == 1:
+        return mask, LABEL_INDEX[entries[0]["emotion"]]
+    if len(entries) != 2:
+        return mask, OTHER
+    saliences = {entry["emotion"]: salience_value(entry.get("salience")) for entry in entries}
+    if len(saliences) != 2 or any(v is None for v in saliences.values()):
         return mask, OTHER
     try:
-        label = label_from_parts(saliences.items())
+        label = label_from_parts(saliences.items())  # type: ignore[arg-type]
     except BlemoreError:
         return mask, OTHER
     return mask, LABEL_INDEX[label.name]
@@ -320,12 +345,7 @@ def breakdown_by_pair(
     return _breakdown(truth_idx, pred_idx, pred_masks, _PAIR_GROUP_OF, PAIR_GROUPS)
 
 
-def label_names(indices: Iterable[int]) -> list[str]:
-    """Label names of indices, ``"other"`` for :data:`~blemore.labels.OTHER`."""
-    return [LABEL_NAMES[i] if i != OTHER else "other" for i in indices]
-
-
-__all__ += ["label_names", "is_number"]
+__all__ += ["is_number", "salience_value"]
 
 
 def reduce_counts(counts: object) -> np.ndarray:

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -37,7 +38,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from blemore.errors import BlemoreError
-from blemore.io import atomic_write
+from blemore.io import atomic_write, load_npz
 from blemore.labels import (
     EMOTION_INDEX,
     EMOTIONS,
@@ -47,6 +48,7 @@ from blemore.labels import (
     NEUTRAL,
     OTHER,
     VALID_LABELS,
+    clip_name_problem,
     clip_stem,
     label_by_name,
     label_from_parts,
@@ -82,6 +84,7 @@ __all__ = [
     "score_predictions",
     "example_files",
     "SUBMISSION_MEMBER",
+    "MAX_PREDICTIONS_BYTES",
 ]
 
 #: ``{clip: [{"emotion": e, "salience": s}, ...]}``
@@ -89,6 +92,11 @@ Predictions = dict[str, list[dict[str, Any]]]
 
 #: Name of the JSON file inside a challenge zip written by :func:`write_submission_zip`.
 SUBMISSION_MEMBER = "predictions.json"
+
+#: The most bytes of predictions read from a ``.json`` file or a zip's member (64 MiB; a
+#: submission of all 594 test clips is about 100 KB). A zip member whose header lies about
+#: its size is cut off there too, so a small zip can never fill the memory.
+MAX_PREDICTIONS_BYTES = 64 * 2**20
 
 
 
@@ -200,11 +208,20 @@ def find_problems(preds: Mapping[str, Any]) -> dict[str, str]:
 
 
 def validate_predictions(preds: Mapping[str, Any], *, source: str = "predictions") -> Predictions:
-    """Return ``preds`` if every clip is valid; else raise :class:`BlemoreError` naming the first bad clip."""
+    """Return ``preds`` if every clip is valid; else raise :class:`BlemoreError` naming the first bad clip.
+
+    Valid: entries that form one of the 36 labels (:func:`clip_problem`), and clip names a
+    scorer can read (:func:`~blemore.labels.clip_name_problem`: a name that starts like a
+    BLEMORE clip must be one), so nothing is written that ``blemore score`` would refuse.
+    """
     if not isinstance(preds, Mapping):
         raise BlemoreError(f"{source}: expected an object {{clip: [...]}}, got {_kind(preds)}")
     if not preds:
         raise BlemoreError(f"{source}: no predictions (the object is empty)")
+    for clip in preds:
+        name_problem = clip_name_problem(clip) if isinstance(clip, str) else "clip names must be strings"
+        if name_problem:
+            raise BlemoreError(f"{source}: clip {clip!r}: {name_problem}")
     problems = find_problems(preds)
     if problems:
         clip, problem = next(iter(problems.items()))
@@ -258,12 +275,35 @@ def _loads(data: bytes, source: str) -> Any:
         raise BlemoreError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise BlemoreError(f"{source}: JSON nested too deeply") from None
+    except BlemoreError:
+        raise
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts to int
+        raise BlemoreError(f"{source}: not readable as JSON ({str(exc).split(';')[0]})") from None
 
 
 def _unsafe_member(name: str) -> bool:
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         return True
     return ".." in PurePosixPath(name.replace("\\", "/")).parts
+
+
+def _too_large(source: str, size: int | None = None) -> BlemoreError:
+    what = f" ({size:,} bytes)" if size is not None else ""
+    return BlemoreError(
+        f"{source}: larger than {MAX_PREDICTIONS_BYTES // 2**20} MiB{what}; a submission of every test clip "
+        "is about 100 KB: is this the right file?"
+    )
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> bytes:
+    """The member's bytes, refusing more than :data:`MAX_PREDICTIONS_BYTES` whatever its header says."""
+    if info.file_size > MAX_PREDICTIONS_BYTES:
+        raise _too_large(source, info.file_size)
+    with zf.open(info) as fh:
+        data = fh.read(MAX_PREDICTIONS_BYTES + 1)
+    if len(data) > MAX_PREDICTIONS_BYTES:  # the header lied about the size
+        raise _too_large(source)
+    return data
 
 
 def _read_zip_json(path: Path) -> tuple[bytes, str]:
@@ -286,9 +326,22 @@ def _read_zip_json(path: Path) -> tuple[bytes, str]:
             if len(members) > 1:
                 names = ", ".join(repr(m.filename) for m in members[:5])
                 raise BlemoreError(f"{path}: the zip holds {len(members)} .json files ({names}), expected exactly one")
-            return zf.read(members[0]), f"{path}:{members[0].filename}"
-    except zipfile.BadZipFile as exc:
-        raise BlemoreError(f"{path}: not a readable zip file ({exc})") from None
+            source = f"{path}:{members[0].filename}"
+            return _read_member(zf, members[0], source), source
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError) as exc:
+        raise BlemoreError(f"{path}: not a readable zip file ({type(exc).__name__}: {exc})") from None
+    except RuntimeError as exc:  # an encrypted member
+        raise BlemoreError(f"{path}: cannot read the zip ({exc}); submit an unencrypted zip") from None
+
+
+def _read_json_file(path: Path) -> bytes:
+    if path.is_file() and path.stat().st_size > MAX_PREDICTIONS_BYTES:
+        raise _too_large(str(path), path.stat().st_size)
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_PREDICTIONS_BYTES + 1)
+    if len(data) > MAX_PREDICTIONS_BYTES:  # e.g. a pipe or a file still growing
+        raise _too_large(str(path))
+    return data
 
 
 def load_predictions(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -304,7 +357,7 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[str, Any]:
     if suffix == ".zip":
         data, source = _read_zip_json(p)
     else:
-        data, source = p.read_bytes(), str(p)
+        data, source = _read_json_file(p), str(p)
     return parse_predictions(_loads(data, source), source=source)
 
 
@@ -597,9 +650,13 @@ def score_predictions(
         from the submitted (descriptive) clip names.
     lenient : bool, keyword-only
         False (strict, the default): every truth clip is scored; a missing or invalid clip
-        counts as wrong. True: the challenge's reference scorer - only submitted clips that
-        have a truth are scored, each read as submitted (the emotion set for presence, the
-        rounded salience map for salience), even when it is not a valid label.
+        counts as wrong. True: exactly the challenge's reference functions
+        (``acc_presence_total``, ``acc_salience_total``) on every input they accept: each
+        submitted key whose clip has a truth is scored as submitted, even when it is not a
+        valid label - presence compares the set of emotion names (saliences are not read),
+        salience counts, for blend truths, a two-entry prediction whose map
+        ``emotion -> round(float(salience))`` equals the truth's (so ``"70"`` reads as 70).
+        Inputs the reference cannot read (it raises) count as wrong here.
     """
     if not isinstance(preds, Mapping):
         raise BlemoreError(f"predictions: expected an object {{clip: [...]}}, got {_kind(preds)}")
@@ -614,18 +671,10 @@ def score_predictions(
     truth = {clip_stem(k): int(v) for k, v in truth.items()}
     missing = [c for c in truth if c not in by_stem]
     extra = [c for c in by_stem if c not in truth]
-    scored = list(truth) if not lenient else [c for c in by_stem if c in truth]
-    invalid_stems = {clip_stem(c) for c in invalid}
-
-    masks = np.full(len(scored), INVALID_MASK, dtype=np.int64)
-    idx = np.full(len(scored), OTHER, dtype=np.int64)
-    for k, clip in enumerate(scored):
-        if clip not in by_stem:
-            continue  # missing: wrong
-        if not lenient and clip in invalid_stems:
-            continue  # strict: an invalid entry is wrong
-        masks[k], idx[k] = prediction_code(by_stem[clip])
-    truth_idx = np.array([truth[c] for c in scored], dtype=np.int64)
+    if lenient:
+        masks, idx, truth_idx = _lenient_codes(preds, truth)
+    else:
+        masks, idx, truth_idx = _strict_codes(by_stem, truth, {clip_stem(c) for c in invalid})
     scores = score_codes(truth_idx, masks, idx)
     return ScoreReport(
         scores=scores,
@@ -638,6 +687,32 @@ def score_predictions(
         pred_idx=idx,
         pred_masks=masks,
     )
+
+
+def _strict_codes(
+    by_stem: Mapping[str, Any], truth: Mapping[str, int], invalid_stems: set[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes of every truth clip: a missing or invalid one is wrong."""
+    scored = list(truth)
+    masks = np.full(len(scored), INVALID_MASK, dtype=np.int64)
+    idx = np.full(len(scored), OTHER, dtype=np.int64)
+    for k, clip in enumerate(scored):
+        if clip in by_stem and clip not in invalid_stems:
+            masks[k], idx[k] = prediction_code(by_stem[clip])
+    return masks, idx, np.array([truth[c] for c in scored], dtype=np.int64)
+
+
+def _lenient_codes(preds: Mapping[str, Any], truth: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes of every submitted key that has a truth, each as submitted (as the reference scorer).
+
+    Keys are scored one by one, as the reference iterates over them: two keys naming the same
+    clip (``x`` and ``x.mov``) are both scored.
+    """
+    scored = [(clip, clip_stem(clip)) for clip in preds if clip_stem(clip) in truth]
+    codes = [prediction_code(preds[clip]) for clip, _ in scored]
+    masks = np.array([m for m, _ in codes], dtype=np.int64).reshape(-1)
+    idx = np.array([i for _, i in codes], dtype=np.int64).reshape(-1)
+    return masks, idx, np.array([truth[stem] for _, stem in scored], dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- bundled example
@@ -708,7 +783,7 @@ def _checked_table(
         if name in seen:
             raise BlemoreError(f"{source}: clip {name!r} appears twice")
         seen.add(name)
-    probs = check_probabilities(probs, source=source, names=filenames)
+    probs = check_probabilities(probs, source=source, names=filenames, sum_to_one=True)
     return ProbabilityTable(filenames=filenames, probs=probs, labels=labels)
 
 
@@ -743,20 +818,14 @@ def read_probability_table(path: str | os.PathLike[str]) -> ProbabilityTable:
         columns = {str(c): df[c].tolist() for c in df.columns}
         return _table_from_columns(source, columns, len(df))
     if suffix == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as data:
-                keys = set(data.files)
-                if "probs" not in keys or "filenames" not in keys:
-                    raise BlemoreError(
-                        f"{source}: expected arrays 'probs' (N x 6) and 'filenames' (N), found {', '.join(sorted(keys)) or 'none'}"
-                    )
-                probs = np.asarray(data["probs"])
-                names = [clip_stem(str(f)) for f in np.asarray(data["filenames"]).reshape(-1)]
-                raw_labels = np.asarray(data["labels"]).reshape(-1) if "labels" in keys else None
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            if isinstance(exc, BlemoreError):
-                raise
-            raise BlemoreError(f"{source}: not a readable .npz file ({exc})") from None
+        data = load_npz(p)
+        if "probs" not in data or "filenames" not in data:
+            raise BlemoreError(
+                f"{source}: expected arrays 'probs' (N x 6) and 'filenames' (N), found {', '.join(sorted(data)) or 'none'}"
+            )
+        probs = data["probs"]
+        names = [clip_stem(str(f)) for f in data["filenames"].reshape(-1)]
+        raw_labels = data["labels"].reshape(-1) if "labels" in data else None
         if probs.ndim != 2 or probs.shape[0] != len(names):
             raise BlemoreError(f"{source}: 'probs' has shape {probs.shape}, expected ({len(names)}, 6) to match 'filenames'")
         labels = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -311,3 +312,186 @@ def test_version():
 
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output.strip() == f"blemore {__version__}"
+
+
+# --------------------------------------------------------------------------- the command line itself
+
+
+def test_python_m_blemore_and_h(tmp_path):
+    sub, truth = example_files()
+    proc = subprocess.run([sys.executable, "-m", "blemore", "score", str(sub), "--truth", str(truth), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["n_scored"] == 12
+    proc = subprocess.run([sys.executable, "-m", "blemore", "-h"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Usage:" in proc.stdout and "score" in proc.stdout
+
+
+def _commands() -> list[str]:
+    from typer.main import get_command
+
+    return sorted(get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def test_every_command_has_h_and_no_bool_type_in_help():
+    assert {"score", "decode", "tune", "submit", "labels"} <= set(_commands())
+    for args in ([], *([name] for name in _commands())):
+        short, long = run(*args, "-h"), run(*args, "--help")
+        assert short.exit_code == 0 and short.stdout == long.stdout, args
+        assert "Usage:" in short.stdout and "-h" in short.stdout, args
+        assert "<bool>" not in short.stdout, args
+        assert "bool" not in " ".join(short.stdout.split()), args
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["decode", "p.csv", "--alpha", "abc"], "decode: Invalid value for '--alpha'"),
+        (["score", "--nope"], "score: No such option: --nope"),
+        (["nocommand"], "No such command 'nocommand'"),
+        (["submit"], "submit: Missing argument"),
+    ],
+)
+def test_command_line_mistakes_are_one_line(args, fragment):
+    assert_user_error(run(*args), fragment)
+
+
+def test_threads_option_is_defined_once():
+    from blemore.cli import options
+
+    assert options.THREADS.default is None and "--threads" in options.THREADS.param_decls
+    assert "CPU threads for training and encoding" in options.THREADS.help
+
+
+# --------------------------------------------------------------------------- inputs refused with one line
+
+
+@pytest.mark.parametrize(("alpha", "beta", "fragment"), [("2", "-1", "alpha must be in [0, 1]"),
+                                                         ("0.3", "-1", "beta must be in [0, 1]"),
+                                                         ("0.3", "1.5", "beta must be in [0, 1]")])
+def test_decode_thresholds_out_of_range(tmp_path, probs_csv, alpha, beta, fragment):
+    out = tmp_path / "o.json"
+    out.write_text("keep")
+    assert_user_error(run("decode", probs_csv[0], "--alpha", alpha, "--beta", beta, "-o", out), fragment)
+    assert out.read_text() == "keep"
+
+
+def test_probabilities_that_do_not_sum_to_one(tmp_path):
+    bad = tmp_path / "p.csv"
+    bad.write_text("filename,ang,disg,fea,hap,sad,neu\nA1_ang_int1_ver1,1,1,1,0,0,0\n")
+    assert_user_error(run("decode", bad, "--structured"), "row 0 (clip 'A1_ang_int1_ver1') sums to 3, not 1")
+    assert_user_error(run("tune", bad), "sums to 3, not 1 (within 0.01)")
+
+
+@pytest.mark.parametrize("suffix", [".json", ".zip"])
+def test_decode_and_submit_refuse_names_score_would_refuse(tmp_path, suffix):
+    probs = tmp_path / "p.csv"
+    probs.write_text("filename,ang,disg,fea,hap,sad,neu\nA102_ang_int1_ver1,1,0,0,0,0,0\nA102_angry_int1,1,0,0,0,0,0\n")
+    out = tmp_path / f"o{suffix}"
+    assert_user_error(run("decode", probs, "--structured", "-o", out), "clip 'A102_angry_int1': clip name")
+    assert not out.exists()
+    preds = tmp_path / "preds.json"
+    preds.write_text(json.dumps({"A102_angry_int1": HAP}))
+    assert_user_error(run("submit", preds, "-o", tmp_path / "s.zip"), "clip 'A102_angry_int1': clip name")
+    # the user's own clip names pass: they are scored with a metadata file
+    preds.write_text(json.dumps({"clip_0001": HAP}))
+    assert run("submit", preds, "-o", tmp_path / "s.zip").exit_code == 0
+    truth = tmp_path / "truth.csv"
+    truth.write_text("filename,label\nclip_0001,hap\n")
+    assert json.loads(run("score", tmp_path / "s.zip", "--truth", truth, "--json").stdout)["acc_presence"] == 1.0
+
+
+def test_lenient_score_reads_string_saliences(tmp_path):
+    sub = tmp_path / "sub.json"
+    sub.write_text(json.dumps({
+        "A411_mix_ang_hap_30_70_ver1": [{"emotion": "hap", "salience": "70"}, {"emotion": "ang", "salience": "30"}],
+        "A102_ang_int1_ver1": [{"emotion": "ang"}],
+    }))
+    out = json.loads(run("score", sub, "--lenient", "--json").stdout)
+    assert (out["acc_presence"], out["acc_salience"], out["n_scored"]) == (1.0, 1.0, 2)
+    strict = json.loads(run("score", sub, "--json").stdout)
+    assert (strict["acc_presence"], strict["n_invalid"]) == (0.0, 2)
+
+
+def test_a_zip_bomb_is_refused_without_reading_it(tmp_path):
+    from blemore.submission import MAX_PREDICTIONS_BYTES
+
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("predictions.json", "w", force_zip64=True) as fh:
+            chunk = b" " * 2**20
+            for _ in range(MAX_PREDICTIONS_BYTES // len(chunk) + 2):
+                fh.write(chunk)
+    assert bomb.stat().st_size < 2**20
+    assert_user_error(run("score", bomb), "larger than 64 MiB")
+    assert_user_error(run("submit", bomb, "-o", tmp_path / "s.zip"), "is this the right file?")
+
+
+def test_a_zip_whose_header_lies_about_the_size(tmp_path):
+    """A member that declares a small size but inflates to more is never read past it: one line."""
+    liar = tmp_path / "liar.zip"
+    with zipfile.ZipFile(liar, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("predictions.json", b" " * 5000 + b"{}")
+    data = bytearray(liar.read_bytes())
+    # patch the uncompressed size in the central directory entry to 10 bytes
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 24:central + 28] = (10).to_bytes(4, "little")
+    local = data.find(b"PK\x03\x04")
+    data[local + 22:local + 26] = (10).to_bytes(4, "little")
+    liar.write_bytes(bytes(data))
+    with zipfile.ZipFile(liar) as zf:
+        assert zf.infolist()[0].file_size == 10
+    assert_user_error(run("score", liar), f"{liar}: not a readable zip file")
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_outputs_follow_the_umask(tmp_path, probs_csv, mask, mode):
+    import os
+    import stat
+
+    previous = os.umask(mask)
+    try:
+        outputs = [tmp_path / "d.json", tmp_path / "d.zip", tmp_path / "s.zip"]
+        assert run("decode", probs_csv[0], "--structured", "-o", outputs[0]).exit_code == 0
+        assert run("decode", probs_csv[0], "--structured", "-o", outputs[1]).exit_code == 0
+        assert run("submit", outputs[0], "-o", outputs[2]).exit_code == 0
+        from blemore.submission import write_predictions, write_submission_zip  # what predict writes with
+
+        preds = read_predictions(outputs[0])
+        outputs += [write_predictions(preds, tmp_path / "p.json"), write_submission_zip(preds, tmp_path / "p.zip")]
+    finally:
+        os.umask(previous)
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in outputs} == {p.name: oct(mode) for p in outputs}
+
+
+# --------------------------------------------------------------------------- the error handler
+
+
+def test_os_errors_name_the_users_path_and_the_problem(tmp_path):
+    import errno
+
+    from blemore.cli.app import describe_os_error
+    from blemore.io import temporary_name
+
+    out = tmp_path / "sub.zip"
+    cases = {
+        errno.EROFS: "read-only file system", errno.ENOSPC: "no space left", errno.EDQUOT: "quota exceeded",
+        errno.EACCES: "permission denied", errno.EPERM: "not permitted", errno.ENOTDIR: "not a directory",
+        errno.EISDIR: "is a directory", errno.ENAMETOOLONG: "name too long", errno.ENOENT: "no such file",
+        errno.EIO: "input/output error", errno.ENXIO: "no such device or address",
+    }
+    for code, words in cases.items():
+        line = describe_os_error(OSError(code, os.strerror(code), str(temporary_name(out))))
+        assert line.startswith(f"{out}: ") and words in line, line
+    assert describe_os_error(OSError(errno.EXDEV, "x", "a", None, "b")).startswith("a -> b: ")
+    assert describe_os_error(OSError("no errno at all")) == "no errno at all"
+
+
+def test_a_broken_pipe_ends_quietly():
+    import errno
+
+    from blemore.cli.app import user_errors
+
+    with pytest.raises(BrokenPipeError):
+        with user_errors():
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")

@@ -1,4 +1,4 @@
-"""Metadata in the official layout, folds from clip names (engineer B)."""
+"""Metadata in the official layout, folds from clip names, actor-disjointness."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from blemore.data.folds import actor_folds
 from blemore.data.metadata import (
     OFFICIAL_COLUMNS,
+    check_actor_disjoint,
     check_folds,
     metadata_from_names,
     read_metadata,
@@ -137,3 +138,60 @@ def test_actor_folds_properties(counts, n_folds, seed):
     sizes = np.bincount(folds, minlength=n_folds)
     assert sizes.max() - sizes.min() <= max(counts)  # balanced within one actor
     assert np.array_equal(folds, actor_folds(actors, n_folds=n_folds, seed=seed))
+
+
+# --------------------------------------------------------------------------- saliences that are not there
+
+
+def test_missing_salience_column_is_named_not_invented(tmp_path):
+    rows = [dict(ROW_SINGLE), dict(ROW_BLEND)]
+    for row in rows:
+        del row["emotion_2_salience"]
+    with pytest.raises(BlemoreError, match=r"no column 'emotion_2_salience', which the blends need \(1 row\(s\), "
+                       r"e.g. row 3, clip 'A103_mix_ang_hap_30_70_ver1'\)") as info:
+        read_metadata(_official(tmp_path, rows))
+    assert "50" not in str(info.value)
+    for row in rows:
+        del row["emotion_1_salience"]
+    with pytest.raises(BlemoreError, match="no column 'emotion_1_salience' or 'emotion_2_salience'"):
+        read_metadata(_official(tmp_path, rows))
+
+
+def test_singles_need_no_salience_column(tmp_path):
+    row = {k: v for k, v in ROW_SINGLE.items() if "salience" not in k}
+    assert read_metadata(_official(tmp_path, [row]))["label"].tolist() == ["ang"]
+
+
+def test_blend_with_an_empty_salience_is_named(tmp_path):
+    rows = [ROW_SINGLE, dict(ROW_BLEND, emotion_2_salience=None)]
+    with pytest.raises(BlemoreError, match=r"row 3 \(clip 'A103_mix_ang_hap_30_70_ver1'\): the blend ang/hap has no "
+                       "emotion_2_salience"):
+        read_metadata(_official(tmp_path, rows))
+
+
+# --------------------------------------------------------------------------- actors
+
+
+def test_one_actor_in_two_folds_is_refused(tmp_path):
+    rows = [ROW_SINGLE, dict(ROW_BLEND, filename="A102_mix_ang_hap_30_70_ver1", video_id="A102", fold=1),
+            dict(ROW_SINGLE, filename="A104_ang_int1_ver1", video_id="A104", fold=1)]
+    with pytest.raises(BlemoreError, match=r"meta.csv: actor 'A102' is in folds 0, 1 \(e.g. clips 'A102_ang_int1_ver1', "
+                       r"'A102_mix_ang_hap_30_70_ver1'\); folds must be actor-disjoint"):
+        check_folds(read_metadata(_official(tmp_path, rows)), source="meta.csv")
+
+
+def test_test_actors_must_not_be_training_actors():
+    train = metadata_from_names(["A1_ang_int1_ver1", "A2_hap_int1_ver1", "A3_sad_int1_ver1"], n_folds=2)
+    test = metadata_from_names(["A4_sad_int1_ver1", "A5_sad_int1_ver1"], n_folds=2)
+    check_actor_disjoint(train, test)
+    leaky = metadata_from_names(["A2_sad_int1_ver1", "A2_ang_int2_ver1", "A5_sad_int1_ver1"], n_folds=2)
+    with pytest.raises(BlemoreError, match=r"test.csv: 2 test clip\(s\) by training actor\(s\) A2 "
+                       r"\(e.g. 'A2_sad_int1_ver1'\); test actors must not appear in training"):
+        check_actor_disjoint(train, leaky, source="test.csv")
+
+
+def test_anonymised_test_clips_pass_the_actor_check(tmp_path):
+    train = metadata_from_names(["A1_ang_int1_ver1", "A2_hap_int1_ver1"], n_folds=2)
+    rows = [dict(filename="test_0001.mov", video_id=None, fold=None, mix=None, emotion_1=None, emotion_2=None,
+                 emotion_1_salience=None, emotion_2_salience=None)]
+    check_actor_disjoint(train, read_metadata(_official(tmp_path, rows)))

@@ -102,38 +102,41 @@ def score(
             out["submission"] = str(submission)
             out["truth"] = str(truth) if truth is not None else "clip names"
             _print_json(out)
-            return
-        s = report.scores
-        typer.echo(f"{submission}: {report.n_scored} clips scored ({report.mode}), {s.n_blends} blends")
-        typer.echo(f"  presence  {s.acc_presence:.4f}")
-        typer.echo(f"  salience  {s.acc_salience:.4f}")
-        typer.echo(f"  score     {s.score:.4f}")
-        typer.echo(
-            f"  submitted {report.n_submitted}, missing {len(report.missing)}, "
-            f"extra {len(report.extra)}, invalid {len(report.invalid)}"
-        )
-        if report.missing:
-            typer.echo(f"  missing (counted wrong{'' if not lenient else ', not scored'}): {_few(report.missing)}")
-        if report.extra:
-            typer.echo(f"  extra (no truth, not scored): {_few(report.extra)}")
-        for clip, problem in list(report.invalid.items())[:_MAX_NAMES]:
-            typer.echo(f"  invalid: {clip}: {problem}")
-        if len(report.invalid) > _MAX_NAMES:
-            typer.echo(f"  invalid: ... ({len(report.invalid) - _MAX_NAMES} more)")
-        if breakdown:
-            tables = report.breakdowns()
-            typer.echo("\nper emotion (clips whose truth contains it)")
-            typer.echo(_table(tables["per_emotion"], ["group", "n", "recall", "acc_presence", "acc_salience"]))
-            typer.echo("\nper salience configuration")
-            typer.echo(_table(tables["per_salience"], ["group", "n", "acc_presence", "acc_salience"]))
-            typer.echo("\nper emotion set")
-            typer.echo(_table(tables["per_pair"], ["group", "n", "acc_presence", "acc_salience"]))
+        else:
+            _print_report(report, submission, lenient=lenient, breakdown=breakdown)
+
+
+def _print_report(report: Any, submission: Path, *, lenient: bool, breakdown: bool) -> None:
+    """The human-readable form of a :class:`~blemore.submission.ScoreReport`."""
+    s = report.scores
+    typer.echo(f"{submission}: {report.n_scored} clips scored ({report.mode}), {s.n_blends} blends")
+    typer.echo(f"  presence  {s.acc_presence:.4f}")
+    typer.echo(f"  salience  {s.acc_salience:.4f}")
+    typer.echo(f"  score     {s.score:.4f}")
+    typer.echo(
+        f"  submitted {report.n_submitted}, missing {len(report.missing)}, "
+        f"extra {len(report.extra)}, invalid {len(report.invalid)}"
+    )
+    if report.missing:
+        typer.echo(f"  missing (counted wrong{'' if not lenient else ', not scored'}): {_few(report.missing)}")
+    if report.extra:
+        typer.echo(f"  extra (no truth, not scored): {_few(report.extra)}")
+    for clip, problem in list(report.invalid.items())[:_MAX_NAMES]:
+        typer.echo(f"  invalid: {clip}: {problem}")
+    if len(report.invalid) > _MAX_NAMES:
+        typer.echo(f"  invalid: ... ({len(report.invalid) - _MAX_NAMES} more)")
+    if breakdown:
+        tables = report.breakdowns()
+        typer.echo("\nper emotion (clips whose truth contains it)")
+        typer.echo(_table(tables["per_emotion"], ["group", "n", "recall", "acc_presence", "acc_salience"]))
+        typer.echo("\nper salience configuration")
+        typer.echo(_table(tables["per_salience"], ["group", "n", "acc_presence", "acc_salience"]))
+        typer.echo("\nper emotion set")
+        typer.echo(_table(tables["per_pair"], ["group", "n", "acc_presence", "acc_salience"]))
 
 
 def _write_or_print(preds: dict[str, Any], out: Optional[Path]) -> None:
-    from blemore.submission import write_predictions, write_submission_zip
-
-    from blemore.submission import format_predictions
+    from blemore.submission import format_predictions, write_predictions, write_submission_zip
 
     if out is None:
         sys.stdout.write(format_predictions(preds))

@@ -39,3 +39,11 @@ RAY_ADDRESS = typer.Option(
     metavar="ADDRESS",
     help="Ray cluster to use (implies --ray): auto, local, HOST:6379 or ray://HOST:10001.",
 )
+THREADS = typer.Option(
+    None,
+    "--threads",
+    min=1,
+    metavar="N",
+    help="CPU threads for training and encoding (torch's threads) in each job; default 1, the fastest when "
+    "other work shares the CPU. On a Ray cluster: the CPUs each task reserves.",
+)

@@ -112,6 +112,8 @@ def read_metadata(path: str | Path) -> pd.DataFrame:
     labels: list[str | None] = []
     folds: list[int | None] = []
     actor_col = "video_id" if "video_id" in raw.columns else ("actor" if "actor" in raw.columns else None)
+    if not tidy:
+        _check_salience_columns(raw, filenames, path)
     fractions = False
     if not tidy and "emotion_1_salience" in raw.columns:
         s = pd.to_numeric(raw["emotion_1_salience"], errors="coerce")
@@ -155,6 +157,21 @@ def read_metadata(path: str | Path) -> pd.DataFrame:
     return metadata_frame(filenames, actors, folds, labels)
 
 
+def _check_salience_columns(raw: pd.DataFrame, filenames: list[str], path: Path) -> None:
+    """Blends need both salience columns: say which is missing (never invent a salience)."""
+    if "emotion_2" not in raw.columns:
+        return
+    blends = [i for i, v in enumerate(raw["emotion_2"].tolist()) if not _blank(v)]
+    missing = [c for c in ("emotion_1_salience", "emotion_2_salience") if c not in raw.columns]
+    if blends and missing:
+        i = blends[0]
+        raise BlemoreError(
+            f"{path}: no column {' or '.join(map(repr, missing))}, which the blends need "
+            f"({len(blends)} row(s), e.g. row {i + 2}, clip {filenames[i]!r}); expected the official columns "
+            f"{', '.join(OFFICIAL_COLUMNS)}"
+        )
+
+
 def _row_label(row: dict, *, tidy: bool, fractions: bool, where: str) -> str | None:
     if tidy:
         value = row.get("label")
@@ -170,19 +187,24 @@ def _row_label(row: dict, *, tidy: bool, fractions: bool, where: str) -> str | N
     e2 = row.get("emotion_2")
     scale = 100.0 if fractions else 1.0
 
-    def sal(key: str, default: float) -> float:
+    def sal(key: str, default: float | None) -> float:
         v = row.get(key)
         if _blank(v):
+            if default is None:
+                raise BlemoreError(f"{where}: the blend {str(e1).strip()}/{str(e2).strip()} has no {key}")
             return default
         try:
-            return float(v) * scale
+            value = float(v) * scale
         except (TypeError, ValueError):
             raise BlemoreError(f"{where}: {key} {v!r} is not a number") from None
+        if not math.isfinite(value):
+            raise BlemoreError(f"{where}: {key} {v!r} is not a finite number")
+        return value
 
     if _blank(e2):
         parts = [(str(e1).strip(), sal("emotion_1_salience", 100.0))]
     else:
-        parts = [(str(e1).strip(), sal("emotion_1_salience", 50.0)), (str(e2).strip(), sal("emotion_2_salience", 50.0))]
+        parts = [(str(e1).strip(), sal("emotion_1_salience", None)), (str(e2).strip(), sal("emotion_2_salience", None))]
     try:
         return label_from_parts(parts).name
     except BlemoreError:
@@ -251,8 +273,9 @@ def read_clip_names(path: str | Path) -> list[str]:
 def check_folds(df: pd.DataFrame, *, source: str = "metadata") -> np.ndarray:
     """The fold numbers present, checking every training clip has a fold and a label.
 
-    Raises :class:`BlemoreError` if no clip has a fold, if labels are missing, or
-    if a fold number between 0 and the largest one has no clips.
+    Raises :class:`BlemoreError` if no clip has a fold, if labels are missing, if an
+    actor's clips are in more than one fold (folds must be actor-disjoint), or if a fold
+    number between 0 and the largest one has no clips.
     """
     if df["fold"].isna().all():
         raise BlemoreError(f"{source}: no clip has a fold number; training metadata needs folds 0-4")
@@ -266,6 +289,7 @@ def check_folds(df: pd.DataFrame, *, source: str = "metadata") -> np.ndarray:
         raise BlemoreError(
             f"{source}: {len(unlabeled)} training clip(s) have no label (e.g. {unlabeled[0]!r})"
         )
+    _check_actor_folds(df, source)
     folds = np.sort(df["fold"].astype(int).unique())
     expected = np.arange(int(folds.max()) + 1)
     empty = sorted(set(expected.tolist()) - set(folds.tolist()))
@@ -279,4 +303,43 @@ def check_folds(df: pd.DataFrame, *, source: str = "metadata") -> np.ndarray:
     return folds
 
 
-__all__ += ["check_folds"]
+def _check_actor_folds(df: pd.DataFrame, source: str) -> None:
+    known = df[df["actor"].notna()]
+    folds_of = known.groupby("actor")["fold"].agg(lambda f: sorted(set(int(v) for v in f)))
+    split = folds_of[folds_of.map(len) > 1]
+    if len(split):
+        actor = split.index[0]
+        clips = known.loc[known["actor"] == actor].drop_duplicates("fold")["filename"].tolist()
+        raise BlemoreError(
+            f"{source}: actor {actor!r} is in folds {', '.join(map(str, split.iloc[0]))} (e.g. clips "
+            f"{', '.join(map(repr, clips[:2]))}); folds must be actor-disjoint, every actor's clips in one fold"
+            + (f" ({len(split)} actors affected)" if len(split) > 1 else "")
+        )
+
+
+def check_actor_disjoint(train: pd.DataFrame, test: pd.DataFrame, *, source: str = "test metadata") -> None:
+    """Raise :class:`BlemoreError` if a test clip's actor is a training actor.
+
+    The protocol's test figures mean "unseen actors"; a test actor who also appears in
+    training would make them optimistic. Clips without an actor (the anonymised test
+    partition) cannot be checked and pass.
+
+    >>> train = metadata_from_names(["A1_ang_int1_ver1", "A2_hap_int1_ver1"], n_folds=2)
+    >>> check_actor_disjoint(train, metadata_from_names(["A3_sad_int1_ver1", "A4_sad_int1_ver1"], n_folds=2))
+    >>> check_actor_disjoint(train, metadata_from_names(["A1_sad_int1_ver1", "A4_sad_int1_ver1"], n_folds=2))
+    Traceback (most recent call last):
+    ...
+    blemore.errors.BlemoreError: test metadata: 1 test clip(s) by training actor(s) A1 (e.g. 'A1_sad_int1_ver1'); test actors must not appear in training
+    """
+    train_actors = set(train["actor"].dropna().astype(str))
+    shared = test[test["actor"].notna() & test["actor"].astype(str).isin(train_actors)]
+    if len(shared):
+        actors = sorted(set(shared["actor"].astype(str)))
+        shown = ", ".join(actors[:5]) + (f" and {len(actors) - 5} more" if len(actors) > 5 else "")
+        raise BlemoreError(
+            f"{source}: {len(shared)} test clip(s) by training actor(s) {shown} "
+            f"(e.g. {shared['filename'].iloc[0]!r}); test actors must not appear in training"
+        )
+
+
+__all__ += ["check_folds", "check_actor_disjoint"]

@@ -28,6 +28,7 @@ import numpy as np
 
 from blemore.errors import BlemoreError
 from blemore.features.aggregate import aggregate_stats, windows
+from blemore.io import load_npz
 from blemore.labels import clip_stem
 
 __all__ = [
@@ -128,29 +129,55 @@ def available_clips(path: Path) -> list[str]:
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, list[str]]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "X" not in data.files or "filenames" not in data.files:
-                raise BlemoreError(
-                    f"{path}: a clip-level feature file needs arrays 'X' and 'filenames', "
-                    f"found {', '.join(data.files) or 'none'}"
-                )
-            X = np.asarray(data["X"])
-            names = [clip_stem(str(n)) for n in data["filenames"]]
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, BlemoreError):
-            raise
-        if "allow_pickle" in str(exc):
-            raise BlemoreError(
-                f"{path}: an array is stored as Python objects, which blemore does not unpickle; save the "
-                "names as strings: np.savez(path, X=X, filenames=np.asarray(names, dtype=str))"
-            ) from None
-        raise BlemoreError(f"{path}: not a readable .npz ({exc})") from None
+    data = load_npz(path, names=("X", "filenames"))
+    if "X" not in data or "filenames" not in data:
+        found = ", ".join(load_npz(path)) or "none"
+        raise BlemoreError(f"{path}: a clip-level feature file needs arrays 'X' and 'filenames', found {found}")
+    X = data["X"]
+    raw = [str(n) for n in data["filenames"].reshape(-1)]
+    names = [clip_stem(n) for n in raw]
     if X.ndim != 2:
         raise BlemoreError(f"{path}: X must be 2-D (clips x dims), got shape {X.shape}")
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise BlemoreError(f"{path}: X must hold real numbers, got dtype {X.dtype}")
     if X.shape[0] != len(names):
         raise BlemoreError(f"{path}: X has {X.shape[0]} rows but there are {len(names)} filenames")
+    _check_unique_names(path, names, raw)
     return X, names
+
+
+def _check_unique_names(path: Path, names: list[str], raw: list[str]) -> None:
+    """Every clip once: a repeated name would silently pick one row (and hide the clip it replaced)."""
+    first: dict[str, int] = {}
+    for row, name in enumerate(names):
+        if not name:
+            raise BlemoreError(f"{path}: 'filenames' row {row} is empty")
+        if name in first:
+            k = first[name]
+            spelled = f" (as {raw[k]!r} and {raw[row]!r})" if raw[k] != raw[row] else ""
+            n_dup = len(names) - len(set(names))
+            raise BlemoreError(
+                f"{path}: clip {name!r} appears twice in 'filenames', rows {k} and {row}{spelled}; each clip needs "
+                f"exactly one row (a copy-paste slip? the row may belong to another clip)"
+                + (f"; {n_dup} repeated names in all" if n_dup > 1 else "")
+            )
+        first[name] = row
+
+
+def _load_frames(path: Path) -> np.ndarray:
+    """One clip's ``(T, D)`` array; anything else (a pickle, an .npz, text, truncated) is one error."""
+    try:
+        frames = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as exc:
+        if "pickle" in str(exc):
+            raise BlemoreError(f"{path}: not a .npy array (a pickle or another format); blemore never unpickles") from None
+        raise BlemoreError(f"{path}: not a readable .npy ({exc})") from None
+    if not isinstance(frames, np.ndarray):
+        frames.close()
+        raise BlemoreError(f"{path}: an .npz archive, expected one .npy array (frames x dims)")
+    if not (np.issubdtype(frames.dtype, np.floating) or np.issubdtype(frames.dtype, np.integer)):
+        raise BlemoreError(f"{path}: frame-level features must be real numbers, got dtype {frames.dtype}")
+    return frames
 
 
 def _missing_error(source: str, missing: list[str], n: int) -> BlemoreError:
@@ -200,10 +227,7 @@ def load_source(
 
             it = tqdm(it, total=len(clips), desc=f"load {name or path.name}", unit="clip", leave=False)
         for i, c in it:
-            try:
-                frames = np.load(files[c], allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise BlemoreError(f"{files[c]}: not a readable .npy ({exc})") from None
+            frames = _load_frames(files[c])
             if frames.ndim == 1:
                 frames = frames[None, :]
             if frames.ndim != 2:
