@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -41,7 +41,6 @@ from blemore.labels import (
     EMOTIONS,
     IS_BLEND,
     LABEL_INDEX,
-    LABEL_NAMES,
     N_LABELS,
     OTHER,
     PRESENCE_MASKS,

@@ -11,7 +11,6 @@ rewrites the table of inputs tried per command in that file (the last test, when
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import pickle
