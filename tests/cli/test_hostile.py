@@ -439,8 +439,8 @@ EXTRACT_OPTIONS = [
     (["-e", "bogus"], ["unknown encoder 'bogus'"]),
     (["-e", ""], ["encoder"]),
     (["--device", "tpu"], ["--device 'tpu'"]),
-    (["--precision", "fp8"], ["--precision 'fp8'"]),
-    (["--pool", "fork"], ["--pool 'fork'"]),
+    (["--precision", "fp8"], ["'fp8' is not one of"]),
+    (["--pool", "fork"], ["'fork' is not one of"]),
     (["--batch-size", "0"], ["--batch-size"]),
     (["--workers", "-1"], ["--workers"]),
     (["--limit", "-3"], ["--limit"]),
@@ -502,7 +502,7 @@ def test_import_features_bad_inputs(tmp_path, outdir):
         clip.unlink()
     expect_error("import-features", [tmp_path / "nope", "--format", "npy", "--name", "x", "-o", store],
                  names=[tmp_path / "nope"])
-    expect_error("import-features", [csvs, "--format", "bogus", "-o", store], names=["--format 'bogus'"])
+    expect_error("import-features", [csvs, "--format", "bogus", "-o", store], names=["'bogus' is not one of"])
     expect_error("import-features", [csvs, "--format", "npy", "-o", store], names=["--name"])
     expect_error("import-features", [csvs, "--format", "npy", "--name", "x", "-o", outdir / "notes.txt"],
                  names=[outdir / "notes.txt", csvs], protect=[outdir])
@@ -696,18 +696,23 @@ def test_benchmark_bad_metadata(tmp_path, world, outdir):
     train = pd.read_csv(data["train_metadata"])
     shared_actor = tmp_path / "shared_actor.csv"
     test.assign(video_id=train.video_id.iloc[0]).to_csv(shared_actor, index=False)
-    expect_known_failure("benchmark", ["--train-metadata", data["train_metadata"], "--test-metadata", shared_actor,
-                                       *base], "test clips by a training actor are accepted (the protocol does not "
-                         "call data.metadata.check_actor_disjoint yet)", names=[shared_actor], protect=[outdir])
+    expect_error("benchmark", ["--train-metadata", data["train_metadata"], "--test-metadata", shared_actor, *base],
+                 names=[shared_actor], protect=[outdir])
+    bad_names = tmp_path / "bad_names.csv"
+    test.assign(filename=["A102_angry_int1_ver1"] + test.filename.iloc[1:].tolist()).to_csv(bad_names, index=False)
+    expect_error("benchmark", ["--train-metadata", data["train_metadata"], "--test-metadata", bad_names, *base],
+                 names=[bad_names], protect=[outdir])
 
 
 BENCHMARK_OPTIONS = [
     (["--models", "linear,mlp9"], "mlp9"), (["--epochs", "0"], "epochs"), (["--batch-size", "0"], "batch"),
     (["--lr", "-1"], "lr"), (["--lr", "nan"], "lr"), (["--representation", "bogus"], "bogus"), (["--window", "0"], "window"),
-    (["--submission-rule", "bogus"], "bogus"), (["--paper-epochs", "bogus"], "bogus"), (["--set", "zzz"], "zzz"),
-    (["--compare", "bogus"], "bogus"), (["--weight-decay", "-1"], "weight"),
+    (["--paper-test", "bogus"], "bogus"), (["--methods", "bogus"], "bogus"), (["--set", "zzz"], "zzz"),
+    (["--compare", "bogus"], "bogus"), (["--weight-decay", "-1"], "weight"), (["--threads", "0"], "--threads"),
+    (["--test-actors", "many"], "many"), (["--ensemble-seeds", "0"], "--ensemble-seeds"),
+    (["--paper-test", "retrain-100"], "retrain-100"), (["--methods", "attention-fusion"], "attention-fusion"),
+    (["--device", "tpu"], "tpu"),
 ]
-THREADS_ZERO = "--threads 0 is accepted (the command does not use cli/options.THREADS, min 1, yet)"
 
 
 def test_benchmark_bad_options(tmp_path, world, outdir):
@@ -716,7 +721,6 @@ def test_benchmark_bad_options(tmp_path, world, outdir):
             "-o", outdir / "run", "--epochs", 1, "--models", "linear"]
     for args, name in BENCHMARK_OPTIONS:
         expect_error("benchmark", [*base, *args], names=[name], protect=[outdir])
-    expect_known_failure("benchmark", [*base, "--threads", "0"], THREADS_ZERO, names=["--threads"], protect=[outdir])
     expect_error("benchmark", ["-f", f"a={data['sources']['s0']}", "-o", outdir / "run", "-q"],
                  names=["--train-metadata"], protect=[outdir])
     expect_error("benchmark", [*base, "-o", outdir / "notes.txt"], names=[outdir / "notes.txt"], protect=[outdir])
@@ -730,8 +734,12 @@ def test_benchmark_keeps_the_users_folder(tmp_path, world):
     (project / "analysis.py").write_text("print('my work')")
     args = ["--train-metadata", data["train_metadata"], "-f", f"a={data['sources']['s0']}", "--models", "linear",
             "--epochs", 1, "-q", "--no-report", "-o", project]
-    expect_known_failure("benchmark", args, "-o onto a folder holding a config.json replaces the folder "
-                         "(run folders are being rebuilt)", names=[project], protect=[project])
+    expect_error("benchmark", args, names=[project], protect=[project])
+    run = tmp_path / "run"
+    assert invoke(["benchmark", *args[:-1], run]).exit_code == 0
+    (run / "my-notes.txt").write_text("mine")
+    for again in ([], ["--overwrite"]):  # an earlier run: kept without --overwrite, never with the user's file in it
+        expect_error("benchmark", [*args[:-1], run, *again], names=[run], protect=[run])
 
 
 @pytest.mark.parametrize("failure", sorted(WRITE_FAILURES))
@@ -741,14 +749,8 @@ def test_benchmark_on_failing_file_systems(monkeypatch, world, outdir, failure):
     args = ["--train-metadata", data["train_metadata"], "-f", f"a={data['sources']['s0']}", "--models", "linear",
             "--epochs", 1, "-q", "--no-report", "-o", outdir / "run"]
     FailingWrites(monkeypatch, outdir, code)
-    outcome = invoke(["benchmark", *args])
-    if ".run.tmp-" in outcome.stderr:  # the staging folder's name, not the user's --out
-        expect_known_failure("benchmark", args, "a failing file system is reported with the run's staging folder "
-                             "(.RUN.tmp-PID), not the user's --out (run folders are being rebuilt)",
-                             names=[outdir / "run"], protect=[outdir])
-    else:
-        line = expect_error("benchmark", args, names=[outdir / "run"], protect=[outdir])
-        assert words in line
+    line = expect_error("benchmark", args, names=[outdir / "run"], protect=[outdir])
+    assert words in line and ".staging" not in line
 
 
 def _model_damage() -> dict:
@@ -756,14 +758,17 @@ def _model_damage() -> dict:
         return lambda run: [write(p) for p in (run / "models").glob(pattern)]
 
     return {
-        "model-npz-truncated": each("*.npz", lambda p: p.write_bytes(p.read_bytes()[:200])),
-        "model-npz-pickle": each("*.npz", lambda p: p.write_bytes(pickle.dumps({"W": [1.0]}))),
-        "model-npz-wrong-shape": each("*.npz", lambda p: np.savez(p, **{
+        "model-npz-truncated": each("*/*.npz", lambda p: p.write_bytes(p.read_bytes()[:200])),
+        "model-npz-pickle": each("*/*.npz", lambda p: p.write_bytes(pickle.dumps({"W": [1.0]}))),
+        "model-npz-wrong-shape": each("*/*.npz", lambda p: np.savez(p, **{
             k: np.zeros((2, 2), np.float32) for k in np.load(p).files})),
-        "model-json-not-json": each("*.json", lambda p: p.write_text("{nope")),
-        "model-json-list": each("*.json", lambda p: p.write_text("[]")),
-        "models-gone": lambda run: [p.unlink() for p in (run / "models").iterdir()],
+        "model-json-not-json": each("*/model.json", lambda p: p.write_text("{nope")),
+        "model-json-list": each("*/model.json", lambda p: p.write_text("[]")),
+        "models-gone": lambda run: [p.unlink() for p in (run / "models").rglob("*") if p.is_file()],
         "config-not-json": lambda run: (run / "config.json").write_text("{nope"),
+        "best-not-json": lambda run: (run / "best.json").write_text("{nope"),
+        "best-names-nothing": lambda run: (run / "best.json").write_text('{"stem": "baseline__zzz__linear"}'),
+        "marker-gone": lambda run: (run / ".blemore-run.json").unlink(),
     }
 
 
@@ -773,12 +778,7 @@ def test_predict_on_damaged_runs(tmp_path, world, run_folder, outdir):
     for kind, damage in _model_damage().items():
         run = _damaged_run(run_folder, tmp_path, damage)
         args = [run, *feats, "-o", outdir / "pred"]
-        outcome = invoke(["predict", *args])
-        if outcome.crashed or outcome.exit_code != 2:
-            expect_known_failure("predict", args, f"a damaged run folder ({kind}) is not one line "
-                                 "(protocol.benchmark.predict_run)", names=[run], protect=[outdir])
-        else:
-            expect_error("predict", args, names=[run], protect=[outdir])
+        expect_error("predict", args, names=[run], protect=[outdir])
     for bad in (tmp_path / "nope", outdir / "notes.txt"):
         expect_error("predict", [bad, *feats, "-o", outdir / "pred"], names=[bad], protect=[outdir])
     expect_error("predict", [run_folder, "-f", f"b={data['sources']['s0']}", "-o", outdir / "pred"],
@@ -791,7 +791,10 @@ def test_predict_on_damaged_runs(tmp_path, world, run_folder, outdir):
     for kind, path in broken_files(tmp_path / "meta", ".csv").items():
         expect_error("predict", [run_folder, "-f", f"a={data['sources']['s0']}", "--metadata", path, "-o",
                                  outdir / "pred"], names=[path], protect=[outdir])
-    for args, name in ((["--model", "mlp9"], "mlp9"), (["--set", "zzz"], "zzz"), (["--rule", "bogus"], "bogus")):
+    for args, name in ((["--model", "mlp9"], "mlp9"), (["--set", "zzz"], "zzz"), (["--rule", "bogus"], "bogus"),
+                       (["--method", "bogus"], "bogus"), (["--method", "ensemble"], "ensemble"),
+                       (["--test-actors", "none", "--method", "baseline", "--rule", "paper", "--set", "zzz"], "zzz"),
+                       (["--metadata", data["train_metadata"]], "training clips")):
         expect_error("predict", [run_folder, *feats, "-o", outdir / "pred", *args], names=[name], protect=[outdir])
     for failure, (code, words) in WRITE_FAILURES.items():
         with pytest.MonkeyPatch.context() as mp:
@@ -801,15 +804,16 @@ def test_predict_on_damaged_runs(tmp_path, world, run_folder, outdir):
 
 
 def test_predict_without_the_best_models_json(tmp_path, world, run_folder, outdir):
+    """The best model's JSON gone: an error naming it, never a silent switch to another model."""
     data = world["planted"]
-    run = _damaged_run(run_folder, tmp_path, lambda r: [p.unlink() for p in (r / "models").glob("*.json")])
+
+    def drop_best(run: Path) -> None:
+        stem = json.loads((run / "best.json").read_text())["stem"]
+        (run / "models" / stem / "model.json").unlink()
+
+    run = _damaged_run(run_folder, tmp_path, drop_best)
     args = [run, "-f", f"a={data['sources']['s0']}", "--metadata", data["test_metadata"], "-o", outdir / "pred"]
-    outcome = invoke(["predict", *args])
-    if outcome.exit_code == 0:
-        KNOWN.setdefault("predict", []).append("a run whose best model's JSON is missing predicts with another model")
-        COUNTS["predict"] += 1
-    else:
-        expect_error("predict", args, names=[run], protect=[outdir])
+    expect_error("predict", args, names=[run], protect=[outdir])
 
 
 COMPARE_OPTIONS = [
@@ -825,8 +829,8 @@ def test_compare_bad_inputs(tmp_path, world, outdir):
             "--methods", "baseline", "--n-boot", 10, "--n-perm", 10]
     for args, name in COMPARE_OPTIONS:
         expect_error("compare", [*base, "-f", f"a={data['sources']['s0']}", *args], names=[name], protect=[outdir])
-    expect_known_failure("compare", [*base, "-f", f"a={data['sources']['s0']}", "--threads", "0"], THREADS_ZERO,
-                         names=["--threads"], protect=[outdir])
+    expect_error("compare", [*base, "-f", f"a={data['sources']['s0']}", "--threads", "0"], names=["--threads"],
+                 protect=[outdir])
     for kind, (path, names) in _feature_variants(data, tmp_path / "features").items():
         expect_error("compare", [*base, "-f", f"a={path}"], names=[path, *names], protect=[outdir])
     for kind, path in broken_files(tmp_path / "meta", ".csv").items():
@@ -876,7 +880,7 @@ def test_commands_on_real_read_only_and_full_file_systems(tmp_path, world, clips
                            str(tmp_path / "cases.json"), str(tmp_path / "results.json")],
                           cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    known = {("benchmark", "read-only"), ("benchmark", "full"), ("compare", "full")}
+    known: set[tuple[str, str]] = set()
     failures = []
     for case, result in zip(cases, json.loads((tmp_path / "results.json").read_text())):
         command = case["args"][0]

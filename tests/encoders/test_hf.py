@@ -269,8 +269,8 @@ def test_cli_extract_precision_bf16(tmp_path, monkeypatch):
     assert f.dtype == np.float32 and f.shape[1] == 32 and len(f) > 0 and np.isfinite(f).all()
 
 
-@pytest.mark.parametrize("args, message", [(["--precision", "fp16"], "--precision 'fp16': expected one of"),
-                                           (["--precision", "fp16", "--ray"], "--precision 'fp16': expected one of")])
+@pytest.mark.parametrize("args, message", [(["--precision", "fp16"], "Invalid value for '--precision'"),
+                                           (["--precision", "fp16", "--ray"], "Invalid value for '--precision'")])
 def test_cli_extract_bad_precision(tmp_path, args, message):
     (tmp_path / "clips").mkdir()
     result = CliRunner().invoke(app, ["extract", str(tmp_path / "clips"), "--encoders", "opensmile",

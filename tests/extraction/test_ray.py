@@ -29,7 +29,7 @@ from tests.support.ray_cluster import HAVE_RAY, needs_ray, ray_head
 
 
 def test_importing_the_cli_does_not_import_ray():
-    code = ("import sys, blemore, blemore.cli, blemore.extraction.engine, blemore.protocol.benchmark, blemore.extraction.ray, blemore.protocol.ray; "
+    code = ("import sys, blemore, blemore.cli, blemore.extraction.engine, blemore.protocol.run, blemore.extraction.ray, blemore.protocol.ray; "
             "print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -76,7 +76,6 @@ N_PERM = typer.Option(2000, "--n-perm", help="Sign-flip permutations over actors
 ATTENTION_EPOCHS = typer.Option(15, "--attention-epochs", help="Epochs of attention-fusion.")
 MAX_FRAMES = typer.Option(32, "--max-frames", help="Frames per source and clip for attention-fusion.")
 DEVICE = typer.Option("cpu", "--device", help="Where the heads train: cpu, cuda or cuda:N.")
-THREADS = typer.Option(None, "--threads", min=1, help="CPU threads (default 1: fastest on a shared CPU).")
 OUT = typer.Option(None, "--out", "-o", help="Run folder (default runs/benchmark-<time>).")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an earlier run in --out.")
 REPORT = typer.Option(True, "--report/--no-report", help="Write RUN/report.html at the end.")
@@ -92,7 +91,7 @@ def benchmark(
     seed: int = opt.SEED, n_folds: int = opt.N_FOLDS, paper_test: PaperTest = PAPER_TEST, nested: bool = NESTED,
     ensemble_seeds: int = ENSEMBLE_SEEDS, test_actors: str = TEST_ACTORS, n_boot: int = N_BOOT,
     n_perm: int = N_PERM, attention_epochs: int = ATTENTION_EPOCHS, max_frames: int = MAX_FRAMES,
-    device: str = DEVICE, threads: Optional[int] = THREADS, out: Optional[Path] = OUT, overwrite: bool = OVERWRITE,
+    device: str = DEVICE, threads: Optional[int] = opt.THREADS, out: Optional[Path] = OUT, overwrite: bool = OVERWRITE,
     report: bool = REPORT, quiet: bool = opt.QUIET, ray: bool = opt.RAY, ray_address: Optional[str] = opt.RAY_ADDRESS,
 ) -> None:
     """Train every method x feature set x head on the folds, select, test, save and submit; one run folder."""
@@ -155,8 +154,10 @@ def compare(ctx: typer.Context) -> None:
         typer.echo("\nOptions: those of `blemore benchmark --help`.")
         return
     command = typer.main.get_command(app)
-    command.main(["benchmark", "--methods", COMPARE_METHODS, "--models", "linear", *ctx.args],
-                 prog_name="blemore", standalone_mode=False)
+    code = command.main(["benchmark", "--methods", COMPARE_METHODS, "--models", "linear", *ctx.args],
+                        prog_name="blemore", standalone_mode=False)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

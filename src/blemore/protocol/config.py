@@ -159,6 +159,9 @@ def _read_train(config: RunConfig) -> tuple[pd.DataFrame, list[int]]:
 
 
 def _read_test(config: RunConfig, train: pd.DataFrame) -> pd.DataFrame | None:
+    from blemore.data.metadata import check_actor_disjoint
+    from blemore.labels import clip_name_problem
+
     if config.test_metadata is None:
         return None
     test = read_metadata(config.test_metadata).reset_index(drop=True)
@@ -167,13 +170,11 @@ def _read_test(config: RunConfig, train: pd.DataFrame) -> pd.DataFrame | None:
         raise BlemoreError(
             f"{config.test_metadata}: {len(overlap)} clip(s) are also training clips (e.g. {overlap[0]!r})"
         )
-    train_actors = set(train["actor"].astype(str))
-    shared = sorted({str(a) for a in test["actor"] if not is_missing_actor(a) and str(a) in train_actors})
-    if shared:
-        raise BlemoreError(
-            f"{config.test_metadata}: test clips of training actor(s) {', '.join(shared[:5])}: the test actors must "
-            "not act in the training folds"
-        )
+    check_actor_disjoint(train, test, source=str(config.test_metadata))
+    for name in test.filename:  # checked now, not when the submission is written hours later
+        problem = clip_name_problem(name)
+        if problem:
+            raise BlemoreError(f"{config.test_metadata}: {problem}")
     test["fold"] = pd.array([pd.NA] * len(test), dtype="Int64")
     return test
 

@@ -49,42 +49,58 @@ class PredictResult:
 
 def choose_deployment(run: RunFolder, method: str, *, feature_set: str | None = None,
                       model: str | None = None) -> tuple[str, str]:
-    """The stem of the deployment to apply and why it was chosen."""
+    """The stem of the deployment to apply and why it was chosen.
+
+    ``best`` without ``feature_set`` / ``model``: the configuration ``best.json`` names. A
+    method name, or ``best`` with either given: among the matching configurations, the one
+    with the best validation score (nested where it ran, else pooled).
+    """
     stems = list_deployments(run)
     if not stems:
         raise BlemoreError(f"{run.root}: the run holds no saved method (models/*/model.json)")
-    if method == "best":
+    if method == "best" and feature_set is None and model is None:
         best = run.read_json("best.json")
         if not isinstance(best, dict) or "stem" not in best:
             raise BlemoreError(f"{run.root / 'best.json'}: names no configuration; the run folder is damaged")
         if best["stem"] not in stems:
             raise BlemoreError(f"{run.root / 'best.json'}: names {best['stem']!r}, which the run does not hold")
         return best["stem"], str(best.get("why", "best validation score"))
-    from blemore.models.heads import canonical_model_name
-    from blemore.protocol.methods import get_method
-
-    name = get_method(method).name
-    cands = [s for s in stems if s.split("__")[0] == name]
+    name = None if method == "best" else _method_name(method)
+    cands = [s for s in stems if name is None or s.split("__")[0] == name]
     if not cands:
         raise BlemoreError(f"{run.root}: no saved {name!r} (it holds {', '.join(sorted({s.split('__')[0] for s in stems}))})")
     deps = {s: load_deployment(run, s) for s in cands}
-    if feature_set is not None:
-        deps = {s: d for s, d in deps.items() if d.configuration.feature_set == feature_set}
-    if model is not None:
-        wanted = model if model == "attention" else canonical_model_name(model)
-        deps = {s: d for s, d in deps.items() if d.configuration.model == wanted}
-    if not deps:
-        raise BlemoreError(f"{run.root}: no saved {name!r} for that feature set / model; it has "
-                           + ", ".join(f"{load_deployment(run, s).configuration.feature_set} / "
-                                       f"{load_deployment(run, s).configuration.model}" for s in cands))
+    matching = {s: d for s, d in deps.items() if _matches(d, feature_set, model)}
+    if not matching:
+        have = ", ".join(f"{d.configuration.method} / {d.configuration.feature_set} / {d.configuration.model}"
+                         for d in deps.values())
+        raise BlemoreError(f"{run.root}: no saved configuration for --set {feature_set} --model {model}; it has {have}")
 
     def score(d: Deployment) -> float:
         v = d.validation
         return float(v.get("nested", v.get("pooled", float("-inf"))))
 
-    stem = max(deps, key=lambda s: score(deps[s]))  # first best
-    how = "nested" if "nested" in deps[stem].validation else "pooled"
-    return stem, f"{name}'s configuration with the best {how} validation score ({score(deps[stem]):.4f})"
+    stem = max(matching, key=lambda s: score(matching[s]))  # first best
+    how = "nested" if "nested" in matching[stem].validation else "pooled"
+    what = f"{name}'s configuration" if name else "the configuration"
+    return stem, f"{what} with the best {how} validation score ({score(matching[stem]):.4f}) of those asked for"
+
+
+def _method_name(method: str) -> str:
+    from blemore.protocol.methods import get_method
+
+    return get_method(method).name
+
+
+def _matches(dep: Deployment, feature_set: str | None, model: str | None) -> bool:
+    from blemore.models.heads import canonical_model_name
+
+    if feature_set is not None and dep.configuration.feature_set != feature_set:
+        return False
+    if model is not None:
+        wanted = model if model == "attention" else canonical_model_name(model)
+        return dep.configuration.model == wanted
+    return True
 
 
 def _clips(run: RunFolder, metadata: str | Path | None) -> tuple[list[str], list[object] | None, str]:

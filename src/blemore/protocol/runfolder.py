@@ -161,16 +161,24 @@ class RunFolder:
         """Stage a new run for ``out``; published at the end of the ``with`` block, discarded on an error."""
         out = Path(out)
         cls.check_target(out, overwrite=overwrite)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        cls.remove_stale_staging(out)
+        if out.parent.exists():
+            cls.remove_stale_staging(out)
         tag = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         root = out.parent / f".{out.name}.staging-{tag}"
-        root.mkdir()
-        io.write_json(root / STAGING_MARKER, {"host": socket.gethostname(), "pid": os.getpid(), "out": out.name})
         run = cls(out, root, staging=True)
+        with run._as_user(""):
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                root.mkdir()
+                io.write_json(root / STAGING_MARKER, {"host": socket.gethostname(), "pid": os.getpid(),
+                                                      "out": out.name})
+            except OSError:
+                shutil.rmtree(root, ignore_errors=True)
+                raise
         try:
             yield run
-            run._publish(overwrite=overwrite)
+            with run._as_user(""):
+                run._publish(overwrite=overwrite)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
@@ -210,6 +218,16 @@ class RunFolder:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
+    @contextlib.contextmanager
+    def _as_user(self, rel: str) -> Iterator[None]:
+        """An ``OSError`` while writing ``rel`` names the user's path (``OUT/rel``), never the staging folder."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno is None or not self.staging:
+                raise
+            raise type(exc)(exc.errno, exc.strerror or os.strerror(exc.errno), str(self.out / rel)) from None
+
     def _written(self, rel: str, path: Path) -> Path:
         self.files.add(Path(rel).as_posix())
         if not self.staging:
@@ -217,25 +235,31 @@ class RunFolder:
         return self.out / rel if self.staging else path
 
     def write_bytes(self, rel: str, data: bytes) -> Path:
-        return self._written(rel, io.write_bytes(self.path(rel), data))
+        with self._as_user(rel):
+            return self._written(rel, io.write_bytes(self.path(rel), data))
 
     def write_text(self, rel: str, text: str) -> Path:
-        return self._written(rel, io.write_text(self.path(rel), text))
+        with self._as_user(rel):
+            return self._written(rel, io.write_text(self.path(rel), text))
 
     def write_json(self, rel: str, obj: Any) -> Path:
-        return self._written(rel, io.write_json(self.path(rel), obj))
+        with self._as_user(rel):
+            return self._written(rel, io.write_json(self.path(rel), obj))
 
     def write_csv(self, rel: str, frame: Any, **to_csv: Any) -> Path:
-        return self._written(rel, io.write_csv(self.path(rel), frame, **to_csv))
+        with self._as_user(rel):
+            return self._written(rel, io.write_csv(self.path(rel), frame, **to_csv))
 
     def save_npz(self, rel: str, **arrays: np.ndarray) -> Path:
-        return self._written(rel, io.save_npz(self.path(rel), **arrays))
+        with self._as_user(rel):
+            return self._written(rel, io.save_npz(self.path(rel), **arrays))
 
     def write_with(self, rel: str, write: Callable[[Path], Any]) -> Path:
         """Let ``write(path)`` write ``rel`` (e.g. a writer that validates first); it must write atomically."""
-        path = self.path(rel)
-        write(path)
-        return self._written(rel, path)
+        with self._as_user(rel):
+            path = self.path(rel)
+            write(path)
+            return self._written(rel, path)
 
     def add(self, rel: str, write: Callable[[Path], Any]) -> Path:
         """Add (or replace) a file of a published run and record it; same as :meth:`write_with`."""
