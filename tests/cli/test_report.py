@@ -106,6 +106,52 @@ def test_a_damaged_results_file_is_one_warning_line_and_the_page_is_written(
     assert "Traceback" not in result.output and (tmp_path / "page.html").is_file()
 
 
+@pytest.fixture(scope="module")
+def methods_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sample_run(
+        tmp_path_factory.mktemp("methods") / "run",
+        n_actors=5,
+        n_test=10,
+        compare=True,
+        scored=True,
+        feature_sets=["opensmile"],
+        models=["linear"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("part", "content", "message"),
+    [
+        ("best.json", b'{"chosen": ', "not valid JSON"),
+        ("best.json", b'{"why": "x"}', "no 'chosen' configuration"),
+        ("test_scores.json", b"\x00\x01", "not valid JSON"),
+        ("test_scores.json", b'{"scores": {}}', "'scores' is not a non-empty list"),
+        ("actors.json", b"[]", "expected a JSON object"),
+        ("compare.csv", b"method,score\nbaseline,0.3\n", "missing column(s) feature_set, model"),
+        ("paired.csv", b"\xff\xfe", "not UTF-8 text"),
+        ("models/baseline__opensmile__linear/model.json", b"{", "not valid JSON"),
+        (
+            "test_predictions/baseline__opensmile__linear.csv",
+            b"filename,pred_label\ntest_0001,hap\ntest_0",
+            "ends mid-line",
+        ),
+    ],
+)
+def test_every_damaged_part_of_the_methods_is_one_warning_line(
+    methods_run: Path, tmp_path: Path, part: str, content: bytes, message: str
+) -> None:
+    import shutil
+
+    copy = Path(shutil.copytree(methods_run, tmp_path / "run", ignore=shutil.ignore_patterns("report.html")))
+    (copy / part).write_bytes(content)
+    result = invoke(str(copy), "-o", str(tmp_path / "page.html"))
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("blemore:")]
+    assert lines == [line for line in lines if line.startswith(f"blemore: warning: {copy / part}: ")]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output
+    assert (tmp_path / "page.html").read_text().rstrip().endswith("</html>")
+
+
 def test_nothing_usable_is_one_error_line_exit_2_and_no_page(tmp_path: Path) -> None:
     run = write_sample_run(tmp_path / "run", n_actors=5, n_test=0, parts=["config", "results"])
     _damage_garbage(run / "results.csv")

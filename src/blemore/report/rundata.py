@@ -281,11 +281,9 @@ def _load_best(data: RunData) -> None:
     if not path.is_file():
         return
     best = read_json_object(path, data.problems)
-    if best is None:
-        return
-    chosen = best.get("chosen")
     if not best:
-        return  # written by a run with nothing deployable: nothing to submit
+        return  # unreadable (a problem is noted), or empty: a run with nothing deployable
+    chosen = best.get("chosen")
     if not isinstance(chosen, dict) or not {"method", "feature_set", "model"} <= set(chosen):
         data.problems.append(f"{path}: no 'chosen' configuration (method, feature_set, model); ignored")
         return
@@ -320,11 +318,11 @@ def _load_test_scores(data: RunData) -> None:
     if not path.is_file():
         return
     scores = read_json_object(path, data.problems)
-    rows = None if scores is None else scores.get("scores")
     if scores is None:
         return
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        data.problems.append(f"{path}: 'scores' is not a list of objects; ignored")
+    rows = scores.get("scores")
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        data.problems.append(f"{path}: 'scores' is not a non-empty list of objects; ignored")
         return
     table = pd.DataFrame(rows)
     missing = [c for c in ("method", "feature_set", "model", "score") if c not in table.columns]
