@@ -79,7 +79,7 @@ def test_every_figure_loads_and_console_stays_silent(page: Path, tmp_path: Path)
     assert body, done.stdout[:500]
     attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
     assert attrs.get("data-ready") == "ok", attrs
-    assert attrs.get("data-figures") == str(page.read_text().count("<img ")) == "10"
+    assert attrs.get("data-figures") == str(page.read_text().count("<img ")) == "12"
     assert attrs.get("data-fits-width") == "yes", "the page scrolls sideways at 1366 px"
     assert _console(done.stderr) == []
 

@@ -33,7 +33,9 @@ def report(
 ) -> None:
     """Write an HTML report of a run: one page, offline, with its tables and figures.
 
-    Missing parts of the run folder become notes in the page and warnings here.
+    The page says what to submit (best.json) and why. Missing or damaged parts of the run
+    folder become notes in the page and one warning line each here (exit code 0); a run
+    folder where nothing can be used is an error (exit code 2, no page written).
 
     The figures show the best combination unless --feature-set/--model pick one.
     """
@@ -41,13 +43,10 @@ def report(
         from blemore.report import require_matplotlib
 
         require_matplotlib()
-        from blemore.report.page import render_report, report_path, save_page
-        from blemore.report.rundata import load_run
+        from blemore.report.page import build_report
 
-        data = load_run(run)
-        target = report_path(data.run, out)
-        page = render_report(data, feature_set=feature_set, model=model, progress=not quiet)
+        outcome = build_report(run, out, feature_set=feature_set, model=model, progress=not quiet)
         if not quiet:
-            for problem in data.problems:
+            for problem in outcome.problems:
                 print(f"blemore: warning: {problem}", file=sys.stderr)
-        typer.echo(str(save_page(page, target)))
+        typer.echo(str(outcome.path))

@@ -4,11 +4,17 @@
 >>> write_report(Path("runs/demo"))            # doctest: +SKIP
 PosixPath('runs/demo/report.html')
 
-Modules: :mod:`~blemore.report.rundata` (reading a run folder, tolerant of
-missing parts), :mod:`~blemore.report.analysis` (the numbers behind the figures),
-:mod:`~blemore.report.figures` (matplotlib figures as SVG), :mod:`~blemore.report.page`
-(HTML assembly) and :mod:`~blemore.report.sample` (a synthetic run folder to
-preview and test the report). Matplotlib is imported only when a report is drawn.
+Modules: :mod:`~blemore.report.rundata` (reading a run folder, tolerant of missing or
+damaged parts, with :mod:`~blemore.report.readers`), :mod:`~blemore.report.analysis` (the
+numbers behind the figures), :mod:`~blemore.report.layout` (sections, tables, formats), the
+sections — :mod:`~blemore.report.submit` (what to submit and why),
+:mod:`~blemore.report.methods` (the methods, held-out scores), :mod:`~blemore.report.actors`
+(pseudo-actors), :mod:`~blemore.report.baseline` (the baseline in detail),
+:mod:`~blemore.report.clips` (projections, accuracy per actor and pair) — their figures
+(:mod:`~blemore.report.figures`, :mod:`~blemore.report.method_figures`,
+:mod:`~blemore.report.clip_figures`, SVG via matplotlib), :mod:`~blemore.report.page` (the
+page) and :mod:`~blemore.report.sample` (a synthetic run folder to preview and test the
+report). Matplotlib is imported only when a report is drawn.
 """
 
 from __future__ import annotations

@@ -1,11 +1,14 @@
 """The numbers behind the report's figures: pure functions on arrays and tables.
 
-Scoring follows :mod:`blemore.metrics` (presence: same set of emotions; salience:
-blend truths only, exact label). Label orders used by the figures:
+Scores are the challenge's: per-clip outcomes (:func:`blemore.protocol.stats.outcomes`)
+reduced by :func:`blemore.metrics.reduce_counts` (presence: same set of emotions; salience:
+blend truths only, exact label, 0.0 where a group holds no blend). Label orders used by the
+figures:
 
 - :data:`GROUPED_LABELS` - the 36 labels grouped by pair, each pair's salience
   configurations in the order 70/30, 50/50, 30/70 (first emotion's share falling);
-- :data:`PRESENCE_SETS` - the 16 emotion sets (6 singles, 10 pairs).
+- :data:`PRESENCE_SETS` - the 16 emotion sets (6 singles, 10 pairs);
+- :data:`LABEL_KINDS` - singles, 50/50 blends, 70/30 blends.
 
 >>> from blemore.labels import labels_to_indices
 >>> t = labels_to_indices(["hap", "ang_hap_70_30"]); p = labels_to_indices(["hap", "ang_hap_50_50"])
@@ -15,20 +18,15 @@ blend truths only, exact label). Label orders used by the figures:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
 
 from blemore.errors import BlemoreError
-from blemore.labels import (
-    IS_BLEND,
-    LABEL_INDEX,
-    N_LABELS,
-    OTHER,
-    PRESENCE_MASKS,
-    VALID_LABELS,
-)
+from blemore.labels import LABEL_INDEX, N_LABELS, OTHER, PRESENCE_MASKS, VALID_LABELS
+from blemore.metrics import confusion_matrix, reduce_counts
+from blemore.protocol.stats import outcomes
 
 __all__ = [
     "GROUPED_LABELS",
@@ -37,6 +35,13 @@ __all__ = [
     "label_confusion",
     "presence_confusion",
     "group_scores",
+    "label_shares",
+    "label_kind",
+    "LABEL_KINDS",
+    "PRESENCE_NAMES",
+    "UNKNOWN",
+    "summarise_results",
+    "sample_std",
     "pair_of",
     "salience_position",
     "pca_2d",
@@ -89,15 +94,9 @@ def _check(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def label_confusion(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """(36, 37) counts, row = true label, column = predicted label, last column "other".
 
-    Uses :func:`blemore.metrics.confusion_matrix` where available.
+    Counted by :func:`blemore.metrics.confusion_matrix`.
     """
     t, p = _check(truth, pred)
-    try:
-        from blemore.metrics import confusion_matrix
-    except ImportError:  # pragma: no cover - only while metrics is absent
-        out = np.zeros((N_LABELS, N_LABELS + 1), dtype=np.int64)
-        np.add.at(out, (t, np.where(p == OTHER, N_LABELS, p)), 1)
-        return out
     return np.asarray(confusion_matrix(t, p))
 
 
@@ -114,40 +113,70 @@ def presence_confusion(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return out
 
 
-def _scores(t: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    ok_presence = np.zeros(len(p), dtype=bool)
-    valid = p != OTHER
-    ok_presence[valid] = PRESENCE_MASKS[t[valid]] == PRESENCE_MASKS[p[valid]]
-    blend = IS_BLEND[t]
-    presence = float(ok_presence.mean()) if len(t) else float("nan")
-    salience = float(np.mean(t[blend] == p[blend])) if blend.any() else float("nan")
-    return presence, salience
-
-
 def group_scores(truth: np.ndarray, pred: np.ndarray, groups: Sequence[str]) -> pd.DataFrame:
     """Presence and salience accuracy per group (actor, pair, ...), in order of first appearance.
 
-    Columns ``group, n, n_blends, acc_presence, acc_salience`` (salience NaN for a
-    group without blend truths).
+    Columns ``group, n, n_blends, acc_presence, acc_salience``. The numbers are the
+    challenge's (:func:`blemore.metrics.reduce_counts` of summed per-clip outcomes): a
+    group without blend truths has salience 0.0 and ``n_blends`` 0, which the page shows
+    as a dash, not as a score.
     """
     t, p = _check(truth, pred)
     groups = np.asarray([str(g) for g in groups])
     if len(groups) != len(t):
         raise BlemoreError(f"{len(groups)} groups for {len(t)} clips")
-    rows = []
-    for g in dict.fromkeys(groups.tolist()):
-        sel = groups == g
-        presence, salience = _scores(t[sel], p[sel])
-        rows.append(
-            dict(
-                group=g,
-                n=int(sel.sum()),
-                n_blends=int(IS_BLEND[t[sel]].sum()),
-                acc_presence=presence,
-                acc_salience=salience,
-            )
-        )
-    return pd.DataFrame(rows, columns=["group", "n", "n_blends", "acc_presence", "acc_salience"])
+    names, first = np.unique(groups, return_index=True)  # counts() orders groups as np.unique does
+    counts = outcomes(t, p, groups).counts()
+    reduced = reduce_counts(counts)
+    order = np.argsort(first, kind="stable")
+    return pd.DataFrame(
+        {
+            "group": names[order].astype(str),
+            "n": counts[order, 0].astype(np.int64),
+            "n_blends": counts[order, 2].astype(np.int64),
+            "acc_presence": reduced[order, 0],
+            "acc_salience": reduced[order, 1],
+        },
+        columns=["group", "n", "n_blends", "acc_presence", "acc_salience"],
+    )
+
+
+#: The kinds of label :func:`label_shares` groups by: singles, equal blends, unequal blends.
+LABEL_KINDS: tuple[str, ...] = ("single", "blend 50/50", "blend 70/30")
+
+
+def label_kind(index: int) -> int:
+    """0 for a single emotion (or neutral), 1 for a 50/50 blend, 2 for a 70/30 (or 30/70) blend."""
+    label = VALID_LABELS[index]
+    if not label.is_blend:
+        return 0
+    return 1 if label.parts[0][1] == 50 else 2
+
+
+_KIND_OF = np.array([label_kind(i) for i in range(N_LABELS)], dtype=np.int64)
+_SET_OF = np.array([PRESENCE_SETS.index(int(m)) for m in PRESENCE_MASKS], dtype=np.int64)
+
+
+def label_shares(labels: np.ndarray, *, by: Literal["label", "set", "kind"] = "label") -> np.ndarray:
+    """Share of the valid labels in ``labels`` (indices; negative ones left out) per group.
+
+    ``by``: ``"label"`` - the 36 labels in label order; ``"set"`` - the 16 emotion sets of
+    :data:`PRESENCE_SETS`; ``"kind"`` - :data:`LABEL_KINDS`. Zeros if there is no valid label.
+
+    >>> from blemore.labels import labels_to_indices
+    >>> label_shares(labels_to_indices(["hap", "ang_hap_70_30", "ang_hap_50_50", "sad"]), by="kind").tolist()
+    [0.5, 0.25, 0.25]
+    """
+    idx = np.asarray(labels, dtype=np.int64)
+    idx = idx[(idx >= 0) & (idx < N_LABELS)]
+    if by == "set":
+        idx, size = _SET_OF[idx], len(PRESENCE_SETS)
+    elif by == "kind":
+        idx, size = _KIND_OF[idx], len(LABEL_KINDS)
+    else:
+        size = N_LABELS
+    counts = np.bincount(idx, minlength=size).astype(np.float64)
+    return counts / counts.sum() if counts.sum() else counts
 
 
 def pair_of(index: int) -> str:
@@ -204,11 +233,22 @@ def pca_2d(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scores, ratio
 
 
+def sample_std(values: np.ndarray) -> float:
+    """Standard deviation with ``ddof=1`` over the finite values; NaN for fewer than two.
+
+    >>> sample_std(np.array([1.0, 3.0, np.nan]))
+    1.4142135623730951
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.std(ddof=1)) if v.size > 1 else float("nan")
+
+
 def summarise_results(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (method, feature set, model): fold mean/std, test, test-pooled, thresholds.
 
     Uses the ``mean``/``std`` rows where present, else computes them from the fold
-    rows ``0``..``4`` (population std). Columns: ``method, feature_set, model,
+    rows ``0``..``4`` (sample std, ``ddof=1``, as the run writes it). Columns: ``method, feature_set, model,
     n_folds, {presence,salience,score}_{mean,std,test,pooled}, alpha_mean, alpha_std,
     beta_mean, beta_std, epoch, test_alpha, test_beta``.
     """
@@ -224,7 +264,9 @@ def summarise_results(results: pd.DataFrame) -> pd.DataFrame:
                     row[f"{name}_{stat}"] = float(by_fold[stat][metric])
                 elif len(folds):
                     values = folds[metric].to_numpy(float)
-                    row[f"{name}_{stat}"] = float(np.nanmean(values) if stat == "mean" else np.nanstd(values))
+                    row[f"{name}_{stat}"] = float(
+                        np.nanmean(values) if stat == "mean" else sample_std(values)
+                    )
                 else:
                     row[f"{name}_{stat}"] = np.nan
             row[f"{name}_test"] = float(by_fold["test"][metric]) if "test" in by_fold else np.nan
@@ -235,7 +277,7 @@ def summarise_results(results: pd.DataFrame) -> pd.DataFrame:
             values = folds[col].to_numpy(float) if col in folds else np.array([])
             finite = values[np.isfinite(values)]
             row[f"{col}_mean"] = float(finite.mean()) if finite.size else np.nan
-            row[f"{col}_std"] = float(finite.std()) if finite.size else np.nan
+            row[f"{col}_std"] = sample_std(finite)
             row[f"test_{col}"] = float(by_fold["test"].get(col, np.nan)) if "test" in by_fold else np.nan
         epochs = folds["epoch"].to_numpy(float) if "epoch" in folds else np.array([])
         epochs = epochs[np.isfinite(epochs)]

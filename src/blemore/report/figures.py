@@ -5,7 +5,9 @@ Each ``*_figure`` function takes plain arrays / tables and returns a
 :func:`svg_data_uri` renders one to a ``data:image/svg+xml`` URI for an
 ``<img>``. Colours come from the Okabe-Ito palette and the cividis colour map,
 both readable with the common colour-vision deficiencies; markers differ too
-where colour carries meaning.
+where colour carries meaning. The figures of the methods part (the choice, held-out
+scores, the forest plot) are in :mod:`blemore.report.method_figures`, those of single clips
+(projections, accuracy per actor and pair) in :mod:`blemore.report.clip_figures`.
 
 >>> import numpy as np
 >>> uri = svg_data_uri(presence_confusion_figure(np.eye(16, 17, dtype=int)))
@@ -17,18 +19,16 @@ from __future__ import annotations
 
 import base64
 import io
-from itertools import combinations
 from typing import Sequence
 
 import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from blemore.labels import BLEND_EMOTIONS, LABEL_NAMES, VALID_LABELS
-from blemore.report.analysis import GROUPED_LABELS, PRESENCE_NAMES, pca_2d, salience_position
+from blemore.labels import VALID_LABELS
+from blemore.report.analysis import GROUPED_LABELS, PRESENCE_NAMES
 
 __all__ = [
     "OKABE_ITO",
@@ -38,17 +38,19 @@ __all__ = [
     "presence_confusion_figure",
     "threshold_figure",
     "curves_figure",
-    "pca_figure",
-    "actor_figure",
-    "pair_figure",
-    "forest_figure",
+    "new_figure",
+    "short_label",
+    "STYLE",
+    "PRESENCE_COLOUR",
+    "SALIENCE_COLOUR",
 ]
 
 #: Okabe-Ito colours (blue, orange, bluish green, vermillion, sky blue, reddish purple, yellow, black).
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442", "#000000")
 PRESENCE_COLOUR, SALIENCE_COLOUR = OKABE_ITO[0], OKABE_ITO[1]
 CMAP = "cividis"
-_RC = {
+#: The rc settings of every figure (small type, no top/right spines, text as paths, fixed SVG ids).
+STYLE = {
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
@@ -65,13 +67,14 @@ _RC = {
 def svg_data_uri(fig: Figure) -> str:
     """Render ``fig`` as SVG (text as paths, no external references) in a base64 data URI."""
     buf = io.BytesIO()
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(STYLE):
         fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.05, metadata={"Date": None})
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figure(width: float, height: float) -> Figure:
-    with matplotlib.rc_context(_RC):
+def new_figure(width: float, height: float) -> Figure:
+    """An empty figure of ``width`` x ``height`` inches in the report's style (constrained layout)."""
+    with matplotlib.rc_context(STYLE):
         return Figure(figsize=(width, height), layout="constrained")
 
 
@@ -94,9 +97,9 @@ def scores_figure(folds: pd.DataFrame, summary: pd.DataFrame, baselines: pd.Data
     ``summary``: rows with ``combo`` and ``{presence,salience,score}_{mean,std,test,pooled}``;
     ``baselines``: rows with ``method`` and the same ``*_mean`` columns (dashed lines).
     """
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(STYLE):
         combos = list(summary["combo"])
-        fig = _figure(10, 0.9 + 0.32 * max(3, len(combos)))
+        fig = new_figure(10, 0.9 + 0.32 * max(3, len(combos)))
         axes = fig.subplots(1, 3, sharey=True)
         y = np.arange(len(combos))
         for ax, (metric, name, title) in zip(
@@ -205,7 +208,8 @@ def _row_share(counts: np.ndarray) -> np.ndarray:
     return np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
 
 
-def _short(index: int) -> str:
+def short_label(index: int) -> str:
+    """A compact label name for axes: ``hap``, ``ang70·hap30``."""
     label = VALID_LABELS[index]
     if not label.is_blend:
         return label.name
@@ -222,9 +226,9 @@ def label_confusion_figure(counts: np.ndarray) -> Figure:
     order = list(GROUPED_LABELS)
     counts = np.asarray(counts)[order][:, order + [counts.shape[1] - 1]]
     share = _row_share(counts)
-    names = [_short(i) for i in order]
-    with matplotlib.rc_context(_RC):
-        fig = _figure(9.5, 9)
+    names = [short_label(i) for i in order]
+    with matplotlib.rc_context(STYLE):
+        fig = new_figure(9.5, 9)
         ax = fig.subplots()
         mesh = _confusion_axes(ax, share, counts, names, names + ["other"], annotate=False, fontsize=6.5)
         bounds = [6] + [6 + 3 * k for k in range(1, 10)]
@@ -243,8 +247,8 @@ def presence_confusion_figure(counts: np.ndarray) -> Figure:
     """16 x 17 presence-level confusion (sets of emotions; last column: no valid label), counts shown."""
     counts = np.asarray(counts)
     share = _row_share(counts)
-    with matplotlib.rc_context(_RC):
-        fig = _figure(7.5, 6.5)
+    with matplotlib.rc_context(STYLE):
+        fig = new_figure(7.5, 6.5)
         ax = fig.subplots()
         mesh = _confusion_axes(
             ax, share, counts, PRESENCE_NAMES, list(PRESENCE_NAMES) + ["other"], annotate=True, fontsize=7.5
@@ -274,8 +278,8 @@ def threshold_figure(
     """
     xe, ye = _edges(betas), _edges(alphas)
     score = presence_weight * presence + (1 - presence_weight) * salience
-    with matplotlib.rc_context(_RC):
-        fig = _figure(10.5, 3.6)
+    with matplotlib.rc_context(STYLE):
+        fig = new_figure(10.5, 3.6)
         axes = fig.subplots(1, 3)
         panels = (
             (presence[fold], f"Presence, fold {fold_names[fold]}"),
@@ -345,8 +349,8 @@ def curves_figure(curves: pd.DataFrame, selected: dict[str, float]) -> Figure:
     panels = [(t, [c for c in cols if c in curves.columns]) for t, cols in panels]
     panels = [(t, cols) for t, cols in panels if cols]
     folds = list(dict.fromkeys(curves["fold"]))
-    with matplotlib.rc_context(_RC):
-        fig = _figure(10.5, 3.3)
+    with matplotlib.rc_context(STYLE):
+        fig = new_figure(10.5, 3.3)
         axes = np.atleast_1d(fig.subplots(1, len(panels)))
         for ax, (title, cols) in zip(axes, panels):
             for k, fold in enumerate(folds):
@@ -374,146 +378,3 @@ def curves_figure(curves: pd.DataFrame, selected: dict[str, float]) -> Figure:
             *axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=len(folds), fontsize=8
         )
     return fig
-
-
-_POSITION_STYLE = (  # first emotion alone -> second alone: a diverging blue-black-orange scale + markers
-    ("1st alone", OKABE_ITO[0], "s"),
-    ("70/30", OKABE_ITO[4], "o"),
-    ("50/50", "#000000", "D"),
-    ("30/70", OKABE_ITO[1], "o"),
-    ("2nd alone", OKABE_ITO[3], "s"),
-)
-
-
-def pca_figure(X: np.ndarray, label_index: np.ndarray) -> Figure:
-    """The paper's projection: per emotion pair, PCA of the clips of both singles and the 3 blends.
-
-    ``X``: (N, D) clip-level features; ``label_index``: (N,) label indices (negative:
-    unknown, left out). Each of the 10 panels is its own PCA (features standardised
-    within the panel), points coloured by salience configuration.
-    """
-    pairs = list(combinations(BLEND_EMOTIONS, 2))
-    with matplotlib.rc_context(_RC):
-        fig = _figure(11, 5.2)
-        axes = fig.subplots(2, 5)
-        for ax, pair in zip(axes.ravel(), pairs):
-            pos = np.array(
-                [salience_position(int(i), pair) if i >= 0 else None for i in label_index], dtype=object
-            )
-            sel = np.array([p is not None for p in pos])
-            ax.set_title(f"{pair[0]} + {pair[1]}")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if sel.sum() < 3:
-                ax.text(0.5, 0.5, "too few clips", ha="center", va="center", transform=ax.transAxes)
-                continue
-            Z, ratio = pca_2d(X[sel])
-            p = pos[sel].astype(int)
-            for k, (_name, colour, marker) in enumerate(_POSITION_STYLE):
-                m = p == k
-                ax.scatter(
-                    Z[m, 0],
-                    Z[m, 1],
-                    s=9 if marker != "D" else 8,
-                    c=colour,
-                    marker=marker,
-                    alpha=0.75,
-                    linewidths=0,
-                    rasterized=True,
-                )
-            ax.set_xlabel(f"PC1 ({ratio[0]:.0%})", fontsize=7.5)
-            ax.set_ylabel(f"PC2 ({ratio[1]:.0%})", fontsize=7.5)
-        handles = [Line2D([], [], ls="", marker=mk, color=c, label=n, ms=6) for n, c, mk in _POSITION_STYLE]
-        fig.legend(
-            handles=handles,
-            loc="outside lower center",
-            ncol=5,
-            fontsize=8,
-            title="salience of the pair's first / second emotion",
-            title_fontsize=8,
-        )
-    return fig
-
-
-def actor_figure(table: pd.DataFrame) -> Figure:
-    """Presence and salience accuracy per actor (``group`` column), sorted by presence."""
-    table = table.sort_values(["acc_presence", "acc_salience"], ascending=False, na_position="last")
-    n = len(table)
-    x = np.arange(n)
-    with matplotlib.rc_context(_RC):
-        fig = _figure(float(np.clip(0.16 * n + 2.5, 5.5, 10)), 3.4)
-        ax = fig.subplots()
-        ax.vlines(x, table["acc_salience"], table["acc_presence"], color="#cccccc", lw=1)
-        ax.plot(x, table["acc_presence"], "o", color=PRESENCE_COLOUR, ms=5, label="presence")
-        ax.plot(x, table["acc_salience"], "^", color=SALIENCE_COLOUR, ms=5, label="salience (blends)")
-        for col, colour in (("acc_presence", PRESENCE_COLOUR), ("acc_salience", SALIENCE_COLOUR)):
-            w = table["n"] if col == "acc_presence" else table["n_blends"]
-            v = table[col].to_numpy(float)
-            ok = np.isfinite(v)
-            if ok.any():
-                ax.axhline(np.average(v[ok], weights=w.to_numpy(float)[ok]), color=colour, ls="--", lw=0.9)
-        ax.set_xticks(x, table["group"], rotation=90, fontsize=7 if n > 30 else 8)
-        ax.set_xlim(-0.7, n - 0.3)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("accuracy")
-        ax.grid(axis="y", color="#eeeeee", lw=0.6)
-        ax.legend(loc="upper right", ncol=2, fontsize=8)
-    return fig
-
-
-def pair_figure(table: pd.DataFrame) -> Figure:
-    """Presence and salience accuracy per true emotion (singles) and pair (blends), n on top."""
-    n = len(table)
-    x = np.arange(n)
-    w = 0.4
-    with matplotlib.rc_context(_RC):
-        fig = _figure(10, 3.4)
-        ax = fig.subplots()
-        ax.bar(x - w / 2, table["acc_presence"], w, color=PRESENCE_COLOUR, label="presence")
-        ax.bar(
-            x + w / 2,
-            table["acc_salience"].fillna(0),
-            w,
-            color=SALIENCE_COLOUR,
-            hatch="///",
-            edgecolor="white",
-            lw=0,
-            label="salience (blends)",
-        )
-        for i, count in enumerate(table["n"]):
-            ax.text(i, 1.01, f"n={count}", ha="center", va="bottom", fontsize=6.5, color="#555555")
-        ax.set_xticks(x, table["group"], rotation=45, ha="right")
-        ax.set_ylim(0, 1.08)
-        ax.set_ylabel("accuracy")
-        ax.grid(axis="y", color="#eeeeee", lw=0.6)
-        ax.set_axisbelow(True)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    return fig
-
-
-def forest_figure(table: pd.DataFrame) -> Figure:
-    """Score with its bootstrap interval per row of ``compare.csv`` (method, feature set, model)."""
-    label_columns = [c for c in ("method", "feature_set", "model", "split", "selection") if c in table.columns]
-    names = [
-        " / ".join(str(x) for x in (getattr(r, c) for c in label_columns) if isinstance(x, str) and x)
-        for r in table.itertuples()
-    ]
-    methods = list(dict.fromkeys(table["method"]))
-    y = np.arange(len(table))
-    with matplotlib.rc_context(_RC):
-        fig = _figure(8, 0.8 + 0.28 * len(table))
-        ax = fig.subplots()
-        for i, r in enumerate(table.itertuples()):
-            colour = OKABE_ITO[methods.index(r.method) % len(OKABE_ITO)]
-            ax.plot([100 * r.ci_low, 100 * r.ci_high], [i, i], color=colour, lw=2, solid_capstyle="butt")
-            ax.plot(100 * r.score, i, "o", color=colour, ms=6, mec="white", mew=0.8)
-        ax.set_yticks(y, names, fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xlabel("score in % (line: bootstrap interval)")
-        ax.grid(axis="x", color="#eeeeee", lw=0.6)
-    return fig
-
-
-def label_names_in_order() -> list[str]:
-    """The label names in the confusion matrix's display order (for tables)."""
-    return [LABEL_NAMES[i] for i in GROUPED_LABELS]

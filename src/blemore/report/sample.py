@@ -1,23 +1,27 @@
 """A synthetic run folder in the run-folder format, to preview and test the report.
 
-:func:`write_sample_run` writes what ``blemore benchmark`` writes (``config.json``,
-``results.csv``, ``results.md``, ``curves.csv``, ``predictions/``, ``grids/``,
-``clip_features/`` and, on request, ``compare.csv``), filled with random but
-plausible, mutually consistent values: the accuracies in ``results.csv`` are
-those of the probabilities in ``predictions/`` decoded with the thresholds in
+:func:`write_sample_run` writes, through the one writer of run folders
+(:class:`~blemore.protocol.runfolder.RunFolder`), what ``blemore benchmark`` writes:
+``config.json``, ``results.csv``, ``results.md``, ``curves.csv``, ``predictions/``,
+``grids/``, ``clip_features/`` and, with ``compare=True``, the methods part: ``compare.csv``,
+``paired.csv``, ``best.json`` (chosen by :func:`blemore.protocol.methods_table.choose_best`),
+``models/<stem>/model.json``, ``test_predictions/<stem>.csv``, ``submission/<stem>.zip``,
+``actors.json`` and, with ``scored=True``, ``test_scores.json`` as ``blemore demo`` leaves it.
+Values are random but plausible and mutually consistent: the accuracies in ``results.csv``
+are those of the probabilities in ``predictions/`` decoded with the thresholds in
 ``results.csv``; the threshold surfaces in ``grids/`` are computed from the same
-probabilities. Nothing here is a result; it is a stand-in with the right shape.
+probabilities; the methods' scores are those of their predictions. Nothing here is a
+result: the models hold no weights (``blemore predict`` cannot apply them). The dataset is
+:mod:`blemore.report.sample_data`'s, the methods part :mod:`blemore.report.sample_methods`'.
 
 >>> import tempfile, pathlib
 >>> run = write_sample_run(pathlib.Path(tempfile.mkdtemp()) / "run", n_actors=5)
 >>> sorted(p.name for p in run.iterdir())[:3]
-['clip_features', 'config.json', 'curves.csv']
+['.blemore-run.json', 'clip_features', 'config.json']
 """
 
 from __future__ import annotations
 
-import json
-from itertools import combinations
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,286 +29,174 @@ import numpy as np
 import pandas as pd
 
 from blemore.decoding import decode_thresholds
-from blemore.labels import (
-    BLEND_EMOTIONS,
-    EMOTIONS,
-    IS_BLEND,
-    LABEL_INDEX,
-    LABEL_NAMES,
-    SOFT_VECTORS,
-    label_from_parts,
+from blemore.labels import EMOTIONS, LABEL_NAMES, SOFT_VECTORS
+from blemore.protocol.results import RESULT_COLUMNS, markdown_table, trivial_rows
+from blemore.protocol.runfolder import RunFolder
+from blemore.report.sample_data import (
+    GRID,
+    N_FOLDS,
+    BaselineCombo,
+    SampleClips,
+    best_cell,
+    clip_scores,
+    probabilities,
+    sample_clips,
+    threshold_grid,
 )
-from blemore.metrics import score_indices
+from blemore.report.sample_methods import SAMPLE_METHODS, write_sample_methods
 
-__all__ = ["write_sample_run", "SAMPLE_PARTS"]
+__all__ = ["write_sample_run", "SAMPLE_PARTS", "SAMPLE_METHODS"]
 
 #: The parts :func:`write_sample_run` can write (``parts=`` picks a subset).
-SAMPLE_PARTS: tuple[str, ...] = (
-    "config",
-    "results",
-    "curves",
-    "predictions",
-    "grids",
-    "clip_features",
-)
-_GRID = np.linspace(0.05, 0.95, 20)
-_N_FOLDS = 5
+SAMPLE_PARTS: tuple[str, ...] = ("config", "results", "curves", "predictions", "grids", "clip_features")
 
 
-def _sample_names(n_actors: int) -> tuple[list[str], list[str]]:
-    names, actors = [], []
-    for a in range(n_actors):
-        actor = f"A{101 + a}"
-        for e in BLEND_EMOTIONS:
-            for level in (1, 2):
-                names.append(f"{actor}_{e}_int{level}_ver1")
-        names.append(f"{actor}_neu_sit1_ver1")
-        for e1, e2 in combinations(BLEND_EMOTIONS, 2):
-            for s1, s2 in ((50, 50), (70, 30), (30, 70)):
-                names.append(f"{actor}_mix_{e1}_{e2}_{s1}_{s2}_ver1")
-        actors += [actor] * (len(names) - len(actors))
-    return names, actors
+# --------------------------------------------------------------------------------------------- the baseline
 
 
-def _label_of(name: str) -> int:
-    parts = name.split("_")
-    if parts[1] == "mix":
-        e1, e2, s1, s2 = parts[2:6]
-        return LABEL_INDEX[label_from_parts([(e1, int(s1)), (e2, int(s2))]).name]
-    return LABEL_INDEX[parts[1]]
-
-
-def _decode(probs: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    return decode_thresholds(probs, float(alpha), float(beta))
-
-
-def _scores(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
-    if len(truth) == 0:
-        return float("nan"), float("nan"), float("nan")
-    s = score_indices(truth, pred)
-    return s.acc_presence, s.acc_salience, s.score
-
-
-def _grid(probs: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    presence = np.zeros((len(_GRID), len(_GRID)))
+def _fit_combo(
+    clips: SampleClips, feature_set: str, model: str, strength: float, n_epochs: int, rng: np.random.Generator
+) -> tuple[BaselineCombo, np.ndarray, np.ndarray, list[dict]]:
+    """A baseline combination: per-fold threshold grids and choices; returns it, the grids and its curves."""
+    probs = probabilities(clips.truth, clips.noise, strength, rng)
+    test_probs = probabilities(clips.test_truth, clips.test_noise, strength, rng)
+    combo = BaselineCombo(
+        feature_set,
+        model,
+        strength,
+        probs,
+        test_probs,
+        np.zeros(len(probs), dtype=np.int64),
+        np.zeros((N_FOLDS, 2)),
+        best_cell(*threshold_grid(probs, clips.truth)),
+    )
+    presence = np.zeros((N_FOLDS, len(GRID), len(GRID)))
     salience = np.zeros_like(presence)
-    for a, alpha in enumerate(_GRID):
-        for b, beta in enumerate(_GRID):
-            presence[a, b], salience[a, b], _ = _scores(truth, _decode(probs, alpha, beta))
-    return presence, salience
-
-
-def _probabilities(
-    truth: np.ndarray, noise: np.ndarray, strength: float, rng: np.random.Generator
-) -> np.ndarray:
-    """The soft target blurred towards random Dirichlet draws; weaker models and harder actors blur more."""
-    w = np.clip(noise / strength, 0.02, 0.98)[:, None]
-    return (1 - w) * SOFT_VECTORS[truth] + w * rng.dirichlet(np.full(6, 0.6), size=len(truth))
-
-
-def write_sample_run(
-    run: Path,
-    *,
-    seed: int = 0,
-    n_actors: int = 15,
-    feature_sets: Sequence[str] = ("opensmile", "facemesh"),
-    models: Sequence[str] = ("linear", "mlp-256"),
-    n_epochs: int = 20,
-    n_test: int = 90,
-    test_labels: bool = True,
-    parts: Iterable[str] = SAMPLE_PARTS,
-    compare: bool = False,
-) -> Path:
-    """Write a synthetic run folder at ``run`` and return its path.
-
-    Parameters
-    ----------
-    run
-        Folder to create (its parents too); existing files are overwritten.
-    seed
-        Seed of every random draw: the same seed writes the same files.
-    n_actors
-        Training actors (41 clips each: 2 intensities of each of five emotions, one
-        neutral clip and the 30 blends), spread over 5 actor-disjoint folds.
-    feature_sets, models
-        The feature set x model grid of the run.
-    n_epochs
-        Epochs in ``curves.csv``.
-    n_test
-        Anonymised test clips (``test_0001`` ...); 0 for none.
-    test_labels
-        Whether the test predictions carry the true label (the ``label`` column
-        is empty otherwise and the test rows of ``results.csv`` are NaN).
-    parts
-        Which of :data:`SAMPLE_PARTS` to write.
-    compare
-        Also write ``compare.csv`` (method comparison with bootstrap intervals).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> run = write_sample_run(pathlib.Path(tempfile.mkdtemp()), n_actors=5, parts=["results"])
-    >>> sorted(p.name for p in run.iterdir())
-    ['results.csv', 'results.md']
-    """
-    parts = set(parts)
-    unknown = parts - set(SAMPLE_PARTS)
-    if unknown:
-        raise ValueError(f"unknown sample parts {sorted(unknown)}; choose from {list(SAMPLE_PARTS)}")
-    if n_actors < _N_FOLDS:
-        raise ValueError(f"n_actors={n_actors} is fewer than the {_N_FOLDS} folds")
-    rng = np.random.default_rng(seed)
-    run = Path(run)
-    run.mkdir(parents=True, exist_ok=True)
-
-    names, actors = _sample_names(n_actors)
-    truth = np.array([_label_of(n) for n in names], dtype=np.int64)
-    actor_ids = sorted(set(actors))
-    actor_fold = {a: i % _N_FOLDS for i, a in enumerate(rng.permutation(actor_ids))}
-    folds = np.array([actor_fold[a] for a in actors])
-    actor_noise = {a: rng.uniform(0.35, 0.95) for a in actor_ids}
-    noise = np.array([actor_noise[a] for a in actors])
-    test_truth = rng.integers(0, len(LABEL_NAMES), size=n_test)
-    test_noise = rng.uniform(0.35, 0.95, size=n_test)
-    test_names = [f"test_{i + 1:04d}" for i in range(n_test)]
-
-    results: list[dict] = []
     curves: list[dict] = []
+    for k in range(N_FOLDS):
+        sel = clips.folds == k
+        presence[k], salience[k] = threshold_grid(probs[sel], clips.truth[sel])
+        combo.chosen[k] = best_cell(presence[k], salience[k])
+        combo.pred[sel] = decode_thresholds(probs[sel], *combo.chosen[k])
+        p, s, sc = clip_scores(clips.truth[sel], combo.pred[sel])
+        epoch = int(rng.integers(n_epochs // 3, n_epochs + 1))
+        combo.rows.append(
+            dict(
+                fold=str(k),
+                epoch=epoch,
+                alpha=combo.chosen[k, 0],
+                beta=combo.chosen[k, 1],
+                acc_presence=p,
+                acc_salience=s,
+                score=sc,
+                n_clips=int(sel.sum()),
+            )
+        )
+        curves += _curve(feature_set, model, k, n_epochs, epoch, (p, s), combo.chosen[k], rng)
+    return combo, presence, salience, curves
+
+
+def _combo_rows(combo: BaselineCombo, clips: SampleClips, test_labels: bool) -> list[dict]:
+    """``results.csv`` rows of a baseline combination: folds, mean, std, test (paper rule), test-pooled."""
+    rows = _summary_rows(combo.feature_set, combo.model, "baseline", combo.rows)
+    n_test = len(clips.test_names)
+    for fold, ab in (("test", combo.chosen.mean(axis=0)), ("test-pooled", combo.pooled)):
+        pred = decode_thresholds(combo.test_probs, *ab)
+        p, s, sc = clip_scores(clips.test_truth, pred) if test_labels else (np.nan,) * 3
+        rows.append(
+            dict(
+                feature_set=combo.feature_set,
+                model=combo.model,
+                method="baseline",
+                fold=fold,
+                epoch=int(np.median([r["epoch"] for r in combo.rows])),
+                alpha=ab[0],
+                beta=ab[1],
+                acc_presence=p,
+                acc_salience=s,
+                score=sc,
+                n_clips=n_test,
+            )
+        )
+    return rows
+
+
+def _write_combo_files(
+    folder: RunFolder,
+    combo: BaselineCombo,
+    clips: SampleClips,
+    grids: tuple[np.ndarray, np.ndarray],
+    parts: set[str],
+    test_labels: bool,
+) -> None:
+    stem = f"{combo.feature_set}__{combo.model}"
+    if "predictions" in parts:
+        folder.write_csv(
+            f"predictions/{stem}__val.csv",
+            _prediction_table(clips.names, clips.actors, clips.folds, clips.truth, combo.probs, combo.pred),
+            index=False,
+        )
+        if clips.test_names:
+            test_pred = decode_thresholds(combo.test_probs, *combo.chosen.mean(axis=0))
+            n = len(clips.test_names)
+            folder.write_csv(
+                f"predictions/{stem}__test.csv",
+                _prediction_table(
+                    clips.test_names,
+                    [""] * n,
+                    [None] * n,
+                    clips.test_truth if test_labels else None,
+                    combo.test_probs,
+                    test_pred,
+                ),
+                index=False,
+            )
+    if "grids" in parts:
+        folder.save_npz(
+            f"grids/{stem}.npz",
+            alphas=GRID,
+            betas=GRID,
+            presence=grids[0],
+            salience=grids[1],
+            alpha=combo.chosen[:, 0],
+            beta=combo.chosen[:, 1],
+        )
+
+
+def _write_baseline(
+    folder: RunFolder,
+    clips: SampleClips,
+    feature_sets: Sequence[str],
+    models: Sequence[str],
+    n_epochs: int,
+    parts: set[str],
+    test_labels: bool,
+    rng: np.random.Generator,
+) -> list[BaselineCombo]:
+    """Every baseline combination's files, ``results.csv``, ``results.md`` and ``curves.csv``."""
+    combos, results, curves = [], [], []
     for f_i, feature_set in enumerate(feature_sets):
         for m_i, model in enumerate(models):
-            strength = 1.0 + 0.2 * f_i + 0.15 * m_i
-            probs = _probabilities(truth, noise, strength, rng)
-            test_probs = _probabilities(test_truth, test_noise, strength, rng)
-            pred = np.zeros(len(names), dtype=np.int64)
-            presence_grid = np.zeros((_N_FOLDS, len(_GRID), len(_GRID)))
-            salience_grid = np.zeros_like(presence_grid)
-            chosen = np.zeros((_N_FOLDS, 2))
-            rows = []
-            for k in range(_N_FOLDS):
-                sel = folds == k
-                presence_grid[k], salience_grid[k] = _grid(probs[sel], truth[sel])
-                a, b = np.unravel_index(
-                    np.argmax(presence_grid[k] + salience_grid[k]), presence_grid[k].shape
-                )
-                chosen[k] = _GRID[a], _GRID[b]
-                pred[sel] = _decode(probs[sel], *chosen[k])
-                p, s, sc = _scores(truth[sel], pred[sel])
-                epoch = int(rng.integers(n_epochs // 3, n_epochs + 1))
-                rows.append(
-                    dict(
-                        fold=str(k),
-                        epoch=epoch,
-                        alpha=chosen[k, 0],
-                        beta=chosen[k, 1],
-                        acc_presence=p,
-                        acc_salience=s,
-                        score=sc,
-                        n_clips=int(sel.sum()),
-                    )
-                )
-                curves += _curve(feature_set, model, k, n_epochs, epoch, (p, s), chosen[k], rng)
-            results += _summary_rows(feature_set, model, "baseline", rows)
-            mean_ab = chosen.mean(axis=0)
-            test_pred = _decode(test_probs, *mean_ab)
-            pooled_ab = _GRID[
-                np.array(np.unravel_index(np.argmax(sum(_grid(probs, truth))), (len(_GRID), len(_GRID))))
-            ]
-            pooled_pred = _decode(test_probs, *pooled_ab)
-            for fold, ab, tp in (("test", mean_ab, test_pred), ("test-pooled", pooled_ab, pooled_pred)):
-                p, s, sc = _scores(test_truth, tp) if test_labels else (np.nan,) * 3
-                results.append(
-                    dict(
-                        feature_set=feature_set,
-                        model=model,
-                        method="baseline",
-                        fold=fold,
-                        epoch=int(np.median([r["epoch"] for r in rows])),
-                        alpha=ab[0],
-                        beta=ab[1],
-                        acc_presence=p,
-                        acc_salience=s,
-                        score=sc,
-                        n_clips=n_test,
-                    )
-                )
-            stem = f"{feature_set}__{model}"
-            if "predictions" in parts:
-                (run / "predictions").mkdir(exist_ok=True)
-                _prediction_table(names, actors, folds, truth, probs, pred).to_csv(
-                    run / "predictions" / f"{stem}__val.csv", index=False
-                )
-                if n_test:
-                    _prediction_table(
-                        test_names,
-                        [""] * n_test,
-                        [None] * n_test,
-                        test_truth if test_labels else None,
-                        test_probs,
-                        test_pred,
-                    ).to_csv(run / "predictions" / f"{stem}__test.csv", index=False)
-            if "grids" in parts:
-                (run / "grids").mkdir(exist_ok=True)
-                np.savez(
-                    run / "grids" / f"{stem}.npz",
-                    alphas=_GRID,
-                    betas=_GRID,
-                    presence=presence_grid,
-                    salience=salience_grid,
-                    alpha=chosen[:, 0],
-                    beta=chosen[:, 1],
-                )
-
-    results += _trivial_rows(truth, folds, test_truth if test_labels else None, n_test)
+            combo, presence, salience, combo_curves = _fit_combo(
+                clips, feature_set, model, 1.0 + 0.2 * f_i + 0.15 * m_i, n_epochs, rng
+            )
+            combos.append(combo)
+            curves += combo_curves
+            results += _combo_rows(combo, clips, test_labels)
+            _write_combo_files(folder, combo, clips, (presence, salience), parts, test_labels)
+    results += trivial_rows(
+        clips.truth,
+        clips.folds,
+        list(range(N_FOLDS)),
+        clips.test_truth if test_labels and clips.test_names else None,
+    )
     if "results" in parts:
-        from blemore.protocol.results import RESULT_COLUMNS
-
         table = pd.DataFrame(results)[RESULT_COLUMNS]
-        table.to_csv(run / "results.csv", index=False)
-        (run / "results.md").write_text(_markdown(table))
+        folder.write_csv("results.csv", table, index=False)
+        folder.write_text("results.md", markdown_table(table))
     if "curves" in parts:
-        pd.DataFrame(curves).to_csv(run / "curves.csv", index=False)
-    if "clip_features" in parts:
-        (run / "clip_features").mkdir(exist_ok=True)
-        all_names = names + test_names
-        all_truth = np.concatenate([truth, test_truth]) if n_test else truth
-        for f_i, feature_set in enumerate(feature_sets):
-            dim = 24 + 8 * f_i
-            basis = rng.normal(size=(6, dim))
-            offsets = {a: rng.normal(scale=0.8, size=dim) for a in actor_ids + [""]}
-            X = SOFT_VECTORS[all_truth] @ basis * 2.0
-            X += np.stack([offsets[a] for a in actors + [""] * n_test])
-            X += rng.normal(scale=0.7, size=X.shape)
-            X = X * rng.uniform(0.1, 50, size=dim) + rng.normal(scale=10, size=dim)
-            labels = [LABEL_NAMES[t] for t in truth] + (
-                [LABEL_NAMES[t] for t in test_truth] if test_labels else [""] * n_test
-            )
-            np.savez(
-                run / "clip_features" / f"{feature_set}.npz",
-                X=X.astype(np.float32),
-                filenames=np.array(all_names),
-                labels=np.array(labels),
-                actors=np.array(actors + [""] * n_test),
-            )
-    if "config" in parts:
-        config = {
-            "command": "blemore benchmark --features "
-            + ",".join(feature_sets)
-            + " --models "
-            + ",".join(models),
-            "seed": seed,
-            "feature_sets": list(feature_sets),
-            "models": list(models),
-            "epochs": n_epochs,
-            "folds": _N_FOLDS,
-            "selection": "epoch and thresholds by mean validation score over folds",
-            "versions": {"blemore": "0.1.0", "numpy": np.__version__, "pandas": pd.__version__},
-            "created": "2026-01-01T00:00:00+00:00",
-            "note": "synthetic run written by blemore.report.sample.write_sample_run",
-        }
-        (run / "config.json").write_text(json.dumps(config, indent=2))
-    if compare:
-        _write_compare(run, feature_sets, models, rng)
-    return run
+        folder.write_csv("curves.csv", pd.DataFrame(curves), index=False)
+    return combos
 
 
 def _summary_rows(feature_set: str, model: str, method: str, rows: list[dict]) -> list[dict]:
@@ -313,57 +205,9 @@ def _summary_rows(feature_set: str, model: str, method: str, rows: list[dict]) -
     for stat in ("mean", "std"):
         row = dict(feature_set=feature_set, model=model, method=method, fold=stat)
         for col in ("epoch", "alpha", "beta", "acc_presence", "acc_salience", "score"):
-            row[col] = getattr(table[col], stat)(ddof=0) if stat == "std" else table[col].mean()
+            row[col] = table[col].std(ddof=1) if stat == "std" else table[col].mean()
         row["n_clips"] = int(table["n_clips"].sum())
         out.append(row)
-    return out
-
-
-def _trivial_rows(
-    truth: np.ndarray, folds: np.ndarray, test_truth: np.ndarray | None, n_test: int
-) -> list[dict]:
-    out: list[dict] = []
-    for method, candidates in (("majority-single", ~IS_BLEND), ("majority-blend", IS_BLEND)):
-        rows = []
-        for k in range(_N_FOLDS):
-            train = truth[folds != k]
-            counts = np.bincount(train, minlength=len(LABEL_NAMES)) * candidates
-            guess = int(np.argmax(counts))
-            sel = folds == k
-            p, s, sc = _scores(truth[sel], np.full(sel.sum(), guess))
-            rows.append(
-                dict(
-                    fold=str(k),
-                    epoch=np.nan,
-                    alpha=np.nan,
-                    beta=np.nan,
-                    acc_presence=p,
-                    acc_salience=s,
-                    score=sc,
-                    n_clips=int(sel.sum()),
-                )
-            )
-        out += _summary_rows("", "", method, rows)
-        counts = np.bincount(truth, minlength=len(LABEL_NAMES)) * candidates
-        guess = int(np.argmax(counts))
-        p, s, sc = (
-            _scores(test_truth, np.full(len(test_truth), guess)) if test_truth is not None else (np.nan,) * 3
-        )
-        out.append(
-            dict(
-                feature_set="",
-                model="",
-                method=method,
-                fold="test",
-                epoch=np.nan,
-                alpha=np.nan,
-                beta=np.nan,
-                acc_presence=p,
-                acc_salience=s,
-                score=sc,
-                n_clips=n_test,
-            )
-        )
     return out
 
 
@@ -379,8 +223,7 @@ def _curve(
 ) -> list[dict]:
     rows = []
     for epoch in range(1, n_epochs + 1):
-        t = epoch / best
-        rise = 1 - np.exp(-2.5 * t)
+        rise = 1 - np.exp(-2.5 * epoch / best)
         rows.append(
             dict(
                 feature_set=feature_set,
@@ -424,36 +267,138 @@ def _prediction_table(
     return table
 
 
-def _markdown(table: pd.DataFrame) -> str:
-    lines = ["| feature set | model | method | fold | presence | salience | score |", "|---" * 7 + "|"]
-    for r in table.itertuples():
-        lines.append(
-            f"| {r.feature_set} | {r.model} | {r.method} | {r.fold} | {r.acc_presence:.3f} | "
-            f"{r.acc_salience:.3f} | {r.score:.3f} |"
-        )
-    return "\n".join(lines) + "\n"
+# --------------------------------------------------------------------------------------------- other parts
 
 
-def _write_compare(
-    run: Path, feature_sets: Sequence[str], models: Sequence[str], rng: np.random.Generator
+def _write_clip_features(
+    folder: RunFolder,
+    clips: SampleClips,
+    feature_sets: Sequence[str],
+    test_labels: bool,
+    rng: np.random.Generator,
 ) -> None:
-    rows = []
-    for method in ("baseline", "structured-kl", "structured-expected"):
-        for feature_set in feature_sets:
-            for model in models:
-                p, s = rng.uniform(0.45, 0.7), rng.uniform(0.1, 0.3)
-                score = 0.5 * (p + s)
-                half = rng.uniform(0.02, 0.05)
-                rows.append(
-                    dict(
-                        method=method,
-                        feature_set=feature_set,
-                        model=model,
-                        acc_presence=p,
-                        acc_salience=s,
-                        score=score,
-                        ci_low=score - half,
-                        ci_high=score + half * 1.1,
-                    )
-                )
-    pd.DataFrame(rows).to_csv(run / "compare.csv", index=False)
+    n_test = len(clips.test_names)
+    all_truth = np.concatenate([clips.truth, clips.test_truth]) if n_test else clips.truth
+    labels = [LABEL_NAMES[t] for t in clips.truth] + (
+        [LABEL_NAMES[t] for t in clips.test_truth] if test_labels else [""] * n_test
+    )
+    for f_i, feature_set in enumerate(feature_sets):
+        dim = 24 + 8 * f_i
+        basis = rng.normal(size=(6, dim))
+        offsets = {a: rng.normal(scale=0.8, size=dim) for a in clips.actor_ids + [""]}
+        X = SOFT_VECTORS[all_truth] @ basis * 2.0
+        X += np.stack([offsets[a] for a in clips.actors + [""] * n_test])
+        X += rng.normal(scale=0.7, size=X.shape)
+        X = X * rng.uniform(0.1, 50, size=dim) + rng.normal(scale=10, size=dim)
+        folder.save_npz(
+            f"clip_features/{feature_set}.npz",
+            X=X.astype(np.float32),
+            filenames=np.array(clips.names + clips.test_names),
+            labels=np.array(labels),
+            actors=np.array(clips.actors + [""] * n_test),
+        )
+
+
+def _write_config(
+    folder: RunFolder, seed: int, feature_sets: Sequence[str], models: Sequence[str], n_epochs: int
+) -> None:
+    folder.write_json(
+        "config.json",
+        {
+            "command": f"blemore benchmark --features {','.join(feature_sets)} --models {','.join(models)}",
+            "seed": seed,
+            "feature_sets": list(feature_sets),
+            "models": list(models),
+            "epochs": n_epochs,
+            "folds": N_FOLDS,
+            "selection": "epoch and thresholds by mean validation score over folds",
+            "versions": {"blemore": "0.1.0", "numpy": np.__version__, "pandas": pd.__version__},
+            "created": "2026-01-01T00:00:00+00:00",
+            "note": "synthetic run written by blemore.report.sample.write_sample_run",
+        },
+    )
+
+
+def _check_options(
+    parts: Iterable[str], n_actors: int, scored: bool, test_labels: bool, n_test: int
+) -> set[str]:
+    chosen = set(parts)
+    unknown = chosen - set(SAMPLE_PARTS)
+    if unknown:
+        raise ValueError(f"unknown sample parts {sorted(unknown)}; choose from {list(SAMPLE_PARTS)}")
+    if n_actors < N_FOLDS:
+        raise ValueError(f"n_actors={n_actors} is fewer than the {N_FOLDS} folds")
+    if scored and not (test_labels and n_test):
+        raise ValueError("scored=True needs labelled test clips (test_labels=True, n_test > 0)")
+    return chosen
+
+
+def write_sample_run(
+    run: Path,
+    *,
+    seed: int = 0,
+    n_actors: int = 15,
+    feature_sets: Sequence[str] = ("opensmile", "facemesh"),
+    models: Sequence[str] = ("linear", "mlp-256"),
+    n_epochs: int = 20,
+    n_test: int = 90,
+    test_labels: bool = True,
+    parts: Iterable[str] = SAMPLE_PARTS,
+    compare: bool = False,
+    scored: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Write a synthetic run folder at ``run`` and return its path.
+
+    Parameters
+    ----------
+    run
+        Folder to create (its parents too); an existing sample run is replaced only with
+        ``overwrite`` (the rules of :class:`~blemore.protocol.runfolder.RunFolder`).
+    seed
+        Seed of every random draw: the same seed writes the same files.
+    n_actors
+        Training actors (41 clips each: 2 intensities of each of five emotions, one
+        neutral clip and the 30 blends), spread over 5 actor-disjoint folds.
+    feature_sets, models
+        The feature set x model grid of the run.
+    n_epochs
+        Epochs in ``curves.csv``.
+    n_test
+        Anonymised test clips (``test_0001`` ...); 0 for none.
+    test_labels
+        Whether the test clips' labels are known: the ``label`` column of the test
+        predictions is filled, ``results.csv`` and ``compare.csv`` get test scores.
+    parts
+        Which of :data:`SAMPLE_PARTS` to write.
+    compare
+        Also write the methods part (:data:`SAMPLE_METHODS`): ``compare.csv``, ``paired.csv``,
+        ``best.json``, ``models/``, ``test_predictions/``, ``submission/`` and, with test clips,
+        ``actors.json``.
+    scored
+        Score the test clips afterwards as ``blemore demo`` does: their scores go to
+        ``test_scores.json`` instead of ``compare.csv`` (needs ``compare`` and ``test_labels``).
+    overwrite
+        Replace an existing run at ``run``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> run = write_sample_run(pathlib.Path(tempfile.mkdtemp()), n_actors=5, parts=["results"])
+    >>> sorted(p.name for p in run.iterdir())
+    ['.blemore-run.json', 'results.csv', 'results.md']
+    """
+    chosen = _check_options(parts, n_actors, scored, test_labels, n_test)
+    rng = np.random.default_rng(seed)
+    clips = sample_clips(rng, n_actors, n_test)
+    with RunFolder.create(Path(run), overwrite=overwrite) as folder:
+        combos = _write_baseline(folder, clips, feature_sets, models, n_epochs, chosen, test_labels, rng)
+        if "clip_features" in chosen:
+            _write_clip_features(folder, clips, feature_sets, test_labels, rng)
+        if "config" in chosen:
+            _write_config(folder, seed, feature_sets, models, n_epochs)
+        if compare:
+            write_sample_methods(
+                folder, clips, combos, test_labels=test_labels, scored=scored, seed=seed, rng=rng
+            )
+    return Path(run)
