@@ -150,7 +150,7 @@ def test_missing_salience_column_is_named_not_invented(tmp_path):
     with pytest.raises(BlemoreError, match=r"no column 'emotion_2_salience', which the blends need \(1 row\(s\), "
                        r"e.g. row 3, clip 'A103_mix_ang_hap_30_70_ver1'\)") as info:
         read_metadata(_official(tmp_path, rows))
-    assert "50" not in str(info.value)
+    assert "50" not in str(info.value).replace(str(tmp_path), "")  # no invented salience (the path may hold digits)
     for row in rows:
         del row["emotion_1_salience"]
     with pytest.raises(BlemoreError, match="no column 'emotion_1_salience' or 'emotion_2_salience'"):

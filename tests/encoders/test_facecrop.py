@@ -42,10 +42,14 @@ def test_each_thread_keeps_one_cropper_per_setting(monkeypatch):
     monkeypatch.setattr("blemore.encoders.facecrop.FaceCropper", Counting)
     frames = np.zeros((3, 8, 8, 3), np.uint8)
 
+    together = threading.Barrier(2)  # both threads alive at once, so their idents differ
+
     def crop_three_times():
+        together.wait()
         for _ in range(3):
             FaceCrop()(frames)
         FaceCrop(margin=2.0)(frames)
+        together.wait()
 
     threads = [threading.Thread(target=crop_three_times) for _ in range(2)]
     for t in threads:
