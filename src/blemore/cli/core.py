@@ -236,14 +236,30 @@ def tune(
 def submit(
     predictions: Annotated[Path, typer.Argument(help="Predictions .json (local or challenge format) or .zip.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The challenge zip to write.")] = Path("submission.zip"),
+    test_metadata: Annotated[
+        Optional[Path],
+        typer.Option("--test-metadata", help="Check the clips against it: each test clip once, none missing, none else."),
+    ] = None,
 ) -> None:
-    """Validate predictions and write the challenge zip ({"predictions": {...}} as one JSON file)."""
+    """Validate predictions and write the challenge zip in the official template's form.
+
+    One JSON file {"predictions": {...}} keyed <clip>.mov (as the template: test_0001.mov ...), 100.0 for a
+    single emotion, 70/30 or 50/50 for a blend.
+    """
+    from blemore.protocol.challenge import check_clip_set, template_form
     from blemore.submission import read_predictions, write_submission_zip
 
     with user_errors():
-        preds = read_predictions(predictions)
+        preds = template_form(read_predictions(predictions))
+        checked = "not checked against test metadata (give --test-metadata)"
+        if test_metadata is not None:
+            from blemore.data.metadata import read_metadata
+
+            checked = check_clip_set(list(preds), read_metadata(test_metadata)["filename"].tolist(),
+                                     source=str(predictions))
+            checked = f"checked against {test_metadata}: {checked}"
         write_submission_zip(preds, out)
-        typer.echo(f"wrote {out} ({len(preds)} clips, validated)")
+        typer.echo(f"wrote {out} ({len(preds)} clips, validated, in the template's form; {checked})")
 
 
 @app.command()

@@ -23,7 +23,7 @@ import numpy as np
 from blemore.errors import BlemoreError
 from blemore.labels import N_LABELS, VALID_LABELS, clip_stem
 
-__all__ = ["KEY_EXTENSION", "challenge_key", "challenge_predictions", "check_clip_set"]
+__all__ = ["KEY_EXTENSION", "challenge_key", "challenge_predictions", "template_form", "check_clip_set"]
 
 #: The extension of every key (see the key rule in the module docstring).
 KEY_EXTENSION = ".mov"
@@ -51,6 +51,24 @@ def challenge_predictions(clips: Sequence[str], labels: Sequence[int] | np.ndarr
             entries = [{"emotion": entries[0]["emotion"], "salience": 100.0}]
         out[key] = entries
     return out
+
+
+def template_form(preds: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Validated predictions (any key and salience spelling) in the template's form: ``<clip>.mov``, ``100.0``.
+
+    >>> template_form({"clips/test_0001.mp4": [{"emotion": "sad", "salience": 100}]})
+    {'test_0001.mov': [{'emotion': 'sad', 'salience': 100.0}]}
+    """
+    from blemore.metrics import prediction_code
+
+    clips, labels = [], []
+    for clip, entries in preds.items():
+        _, index = prediction_code(entries)
+        if index < 0:
+            raise BlemoreError(f"clip {clip!r}: not one of the 36 valid labels; validate the predictions first")
+        clips.append(clip)
+        labels.append(index)
+    return challenge_predictions(clips, labels)
 
 
 def check_clip_set(predicted: Sequence[str], expected: Sequence[str], *, source: str) -> str:
