@@ -67,7 +67,17 @@ def sensitivity_summary(sens: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown(df: pd.DataFrame, paired: pd.DataFrame) -> str:
+#: The paper's test rules as the table's footnote says them.
+PAPER_TEST_WORDS = {
+    "all-epochs": "the model on all training clips after every epoch",
+    "best-fold-epochs": "the model on all training clips after the best fold's epoch count",
+    "retrain-100": "the model on all training clips after 100 epochs",
+    "best-fold-checkpoint": "the best fold's own model at its best epoch",
+}
+
+
+def markdown(df: pd.DataFrame, paired: pd.DataFrame, *, paper_test: str = "all-epochs",
+             pseudo_actors: str | None = None) -> str:
     """The side-by-side table: score [95 % CI over actors] per selection rule, gap, difference to baseline."""
     head = (
         "| method | feature set | model | val, paper rule | val, nested | test | gap (val paper - test) "
@@ -110,11 +120,13 @@ def markdown(df: pd.DataFrame, paired: pd.DataFrame) -> str:
         "val, paper rule: epoch and thresholds chosen on the fold reported (optimistic); "
         "nested: chosen by inner cross-validation inside the training folds; "
         "test: epoch and parameters chosen on pooled validation, model trained on all training clips "
-        "(baseline, paper test rule: last epoch, thresholds of the best fold). "
+        f"(baseline, paper test rule: {PAPER_TEST_WORDS.get(paper_test, paper_test)}, thresholds of the best fold). "
         "Differences to the baseline (same feature set and model) with a sign-flip permutation p-value over actors.\n"
     )
     if (df.method == "actor-norm").any():
-        foot += "actor-norm is transductive: test clips are standardised with their own actor's unlabeled clips.\n"
+        foot += ("actor-norm is transductive: test clips are standardised with "
+                 + (f"the unlabelled clips of their pseudo-actor ({pseudo_actors})" if pseudo_actors
+                    else "their own actor's unlabelled clips") + ".\n")
     return head + "\n".join(lines) + "\n" + foot
 
 
@@ -174,6 +186,8 @@ def methods_tables(
     seed: int,
     sensitivity: pd.DataFrame,
     models: Sequence[str],
+    paper_test: str = "all-epochs",
+    pseudo_actors: str | None = None,
 ) -> MethodsTables:
     """Score every configuration's predictions with intervals, test each against the baseline, tabulate."""
     val_groups, test_groups = _groups(actors, clips), _groups(test_actors, test_clips)
@@ -204,7 +218,7 @@ def methods_tables(
                             "actor": [str(g) for g in val_groups] + [str(g) for g in test_groups], "label": labels},
                            index=pd.Index(all_clips, name="filename"))
     pred_df = pd.concat([pred_df, pd.DataFrame(columns)], axis=1)
-    md = markdown(df, paired) + sensitivity_summary(sensitivity)
+    md = markdown(df, paired, paper_test=paper_test, pseudo_actors=pseudo_actors) + sensitivity_summary(sensitivity)
     return MethodsTables(df, paired, pd.DataFrame(pair_rows), pred_df, md)
 
 

@@ -231,7 +231,7 @@ def _write_methods(run: RunFolder, ctx: RunContext, results: Sequence[ConfigResu
         test_truth=test["label_index"].to_numpy(dtype=np.int64) if ctx.inputs.test_labelled else None,
         test_actors=[] if test is None else test["actor"].tolist(), test_clips=ctx.test_clips,
         n_boot=ctx.config.n_boot, n_perm=ctx.config.n_perm, seed=ctx.config.seed, sensitivity=sensitivity,
-        models=ctx.inputs.models,
+        models=ctx.inputs.models, paper_test=ctx.config.paper_test, pseudo_actors=_pseudo_actor_words(ctx),
     )
     run.write_csv("compare.csv", tables.compare, index=False, float_format="%.6g")
     run.write_csv("paired.csv", tables.paired, index=False, float_format="%.6g")
@@ -241,6 +241,18 @@ def _write_methods(run: RunFolder, ctx: RunContext, results: Sequence[ConfigResu
     note = "".join(f"Skipped {m}: {why}.\n" for m, why in ctx.inputs.skipped.items())
     run.write_text("compare.md", tables.md + (("\n" + note) if note else ""))
     return tables.compare
+
+
+def _pseudo_actor_words(ctx: RunContext) -> str | None:
+    """How the anonymised test clips' pseudo-actors were found, in a few words (None: the actors were known)."""
+    if not ctx.discovery:
+        return None
+    parts = []
+    for fs, d in ctx.discovery.items():
+        ari = d.mean_ari
+        parts.append(f"{fs}: {d.k} found by clustering, adjusted Rand index "
+                     f"{'n/a' if ari is None else f'{ari:.2f}'} on the training folds")
+    return "; ".join(parts)
 
 
 def _validation_scores(ctx: RunContext, r: ConfigResult) -> dict[str, float]:
