@@ -240,6 +240,36 @@ class CheckpointEncoder(Encoder):
             return model_video_spec(fps=fps, image_size=self.image_size, face_crop=True)
         return VideoSpec(fps=fps, short_side=short_side, crop=crop)
 
+    def encode_windows(self, inputs, pixels_of, windows_of, run) -> list:
+        """Encode clips window by window: the one loop of the windowed video models.
+
+        ``pixels_of(clips)`` stacks every clip's preprocessed frames plus one padding frame
+        at the end; ``windows_of(n_frames)`` gives a clip's windows as frame indices (``-1``:
+        the padding frame); ``run(windows)`` encodes a batch of windows ``(w, frames, ...)``.
+        Returns one ``(windows, dim)`` float32 array per clip.
+        """
+        import numpy as np
+
+        clips = [np.asarray(f) for f in inputs]
+        for frames in clips:
+            if len(frames) == 0:
+                raise BlemoreError(f"{self.name}: a clip without frames cannot be encoded")
+        pixels = pixels_of(clips)
+        pad = len(pixels) - 1
+        rows, counts, offset = [], [], 0
+        for frames in clips:
+            idx = windows_of(len(frames))
+            rows.append(np.where(idx < 0, pad, idx + offset))
+            counts.append(len(idx))
+            offset += len(frames)
+        index = self.torch.from_numpy(np.concatenate(rows)).to(self.device)
+        outs = []
+        for start in range(0, len(index), self.windows_per_pass):
+            with self.torch.inference_mode(), self._autocast():
+                outs.append(run(pixels[index[start : start + self.windows_per_pass]]).float())
+        result = self.torch.cat(outs).cpu().numpy() if outs else np.empty((0, self.dim), np.float32)
+        return [np.ascontiguousarray(a, dtype=np.float32) for a in np.split(result, np.cumsum(counts)[:-1])]
+
     def settings(self) -> dict[str, Any]:
         out = {**super().settings(), "checkpoint": self.checkpoint, "architecture": self.architecture,
                "device_type": self.device.type, "precision": self.precision}

@@ -297,26 +297,9 @@ class VideoSwinEncoder(CheckpointEncoder):
         return out
 
     def encode(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        clips = [np.asarray(f) for f in inputs]
-        for frames in clips:
-            if len(frames) == 0:
-                raise BlemoreError(f"{self.name}: a clip without frames cannot be encoded")
-        pixels = self._pixels(clips)
-        black = len(pixels) - 1
-        rows, counts, offset = [], [], 0
-        for frames in clips:
-            idx = self.window_indices(len(frames))
-            rows.append(np.where(idx < 0, black, idx + offset))
-            counts.append(len(idx))
-            offset += len(frames)
-        index = torch.from_numpy(np.concatenate(rows)).to(self.device)
-        outs = []
-        for start in range(0, len(index), self.windows_per_pass):
-            clip = pixels[index[start : start + self.windows_per_pass]].permute(0, 2, 1, 3, 4)  # B, 3, T, S, S
-            with torch.inference_mode(), self._autocast():
-                outs.append(self.model(clip).float())
-        result = torch.cat(outs).cpu().numpy() if outs else np.empty((0, self.dim), np.float32)
-        return [np.ascontiguousarray(a, dtype=np.float32) for a in np.split(result, np.cumsum(counts)[:-1])]
+        # windows (w, T, 3, S, S) -> the model's (w, 3, T, S, S); the padding frame is black
+        return self.encode_windows(inputs, self._pixels, self.window_indices,
+                                   lambda windows: self.model(windows.permute(0, 2, 1, 3, 4)))
 
     def settings(self) -> dict[str, Any]:
         arch = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.arch).items()}

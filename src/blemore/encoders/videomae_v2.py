@@ -357,26 +357,10 @@ class VideoMAEv2Encoder(CheckpointEncoder):
         return out
 
     def encode(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        clips = [np.asarray(f) for f in inputs]
-        for frames in clips:
-            if len(frames) == 0:
-                raise BlemoreError(f"{self.name}: a clip without frames cannot be encoded")
-        pixels = self._pixels(clips)
-        zero = len(pixels) - 1
-        rows, counts, offset = [], [], 0
-        for frames in clips:
-            idx = window_indices(len(frames), self.window, self.padding)
-            rows.append(np.where(idx < 0, zero, idx + offset))
-            counts.append(len(idx))
-            offset += len(frames)
-        index = torch.from_numpy(np.concatenate(rows)).to(self.device)
-        outs = []
-        for start in range(0, len(index), self.windows_per_pass):
-            windows = pixels[index[start : start + self.windows_per_pass]]  # (w, frames, 3, S, S)
-            with torch.inference_mode(), self._autocast():
-                outs.append(self.model(windows, layers=self.layers).float())
-        result = torch.cat(outs).cpu().numpy() if outs else np.empty((0, self.dim), np.float32)
-        return [np.ascontiguousarray(a, dtype=np.float32) for a in np.split(result, np.cumsum(counts)[:-1])]
+        # the padding frame is zeros (the official last-window padding)
+        return self.encode_windows(inputs, self._pixels,
+                                   lambda n: window_indices(n, self.window, self.padding),
+                                   lambda windows: self.model(windows, layers=self.layers))
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "padding": self.padding, "preprocess": self.preprocess,
