@@ -40,6 +40,11 @@ class Rule(str, Enum):
     paper = "paper"
 
 
+class Split(str, Enum):
+    val = "val"
+    test = "test"
+
+
 TEST_METADATA = typer.Option(
     None, "--test-metadata", help="Test clips (labels optional: without them no test rows, still predictions)."
 )
@@ -192,7 +197,7 @@ def paired(
     run: Path = typer.Argument(..., help="A run folder with compare_predictions.csv."),
     a: str = typer.Argument(..., help="Configuration method|feature_set|model|selection, e.g. actor-norm|facemesh|linear|nested."),
     b: str = typer.Argument(..., help="The configuration to compare with, e.g. baseline|facemesh|linear|nested."),
-    split: str = typer.Option("val", "--split", help="val or test."),
+    split: Split = typer.Option(Split.val, "--split", help="The clips to compare on: validation or test."),
     n_boot: int = typer.Option(1000, "--n-boot"),
     n_perm: int = typer.Option(2000, "--n-perm"),
     seed: int = typer.Option(0, "--seed"),
@@ -201,9 +206,9 @@ def paired(
     with user_errors():
         from blemore.protocol.methods_table import paired_from_run
 
-        r = paired_from_run(run, a, b, split=split, n_boot=n_boot, n_perm=n_perm, seed=seed)
+        r = paired_from_run(run, a, b, split=split.value, n_boot=n_boot, n_perm=n_perm, seed=seed)
         typer.echo(
-            f"{a} - {b} ({split}, {r.n_clips} clips, {r.n_groups} actors): score {r.diff:+.4f} "
+            f"{a} - {b} ({split.value}, {r.n_clips} clips, {r.n_groups} actors): score {r.diff:+.4f} "
             f"[95% CI {r.ci_low:+.4f}, {r.ci_high:+.4f}], p = {r.p_value:.4f} (sign-flip permutation over actors); "
             f"presence {r.diff_presence:+.4f}, salience {r.diff_salience:+.4f}"
         )
