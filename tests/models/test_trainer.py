@@ -170,7 +170,7 @@ def test_kept_outputs_can_be_labels():
 
 def test_device_and_threads():
     X, T, _, folds = _data()
-    with pytest.raises(BlemoreError, match="--device 'tpu': expected cpu, cuda or cuda:N"):
+    with pytest.raises(BlemoreError, match="--device 'tpu': expected auto, cpu, cuda or cuda:N"):
         train_members(X, T, _members(folds)[:1], hidden=0, config=TrainConfig(epochs=1, device="tpu"))
     if not torch.cuda.is_available():
         with pytest.raises(BlemoreError, match="no CUDA GPU is available here; use --device cpu"):

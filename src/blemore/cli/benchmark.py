@@ -80,7 +80,7 @@ N_BOOT = typer.Option(1000, "--n-boot", help="Bootstrap draws over actors for in
 N_PERM = typer.Option(2000, "--n-perm", help="Sign-flip permutations over actors for paired p-values.")
 ATTENTION_EPOCHS = typer.Option(15, "--attention-epochs", help="Epochs of attention-fusion.")
 MAX_FRAMES = typer.Option(32, "--max-frames", help="Frames per source and clip for attention-fusion.")
-DEVICE = typer.Option("cpu", "--device", help="Where the heads train: cpu, cuda or cuda:N.")
+DEVICE = typer.Option("auto", "--device", help="Where the heads train: auto (a GPU where present), cpu, cuda or cuda:N.")
 OUT = typer.Option(None, "--out", "-o", help="Run folder (default runs/benchmark-<time>).")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an earlier run in --out.")
 REPORT = typer.Option(True, "--report/--no-report", help="Write RUN/report.html at the end.")

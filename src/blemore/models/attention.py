@@ -247,7 +247,7 @@ def fit_attention(
     *,
     config: AttentionConfig = AttentionConfig(),
     epochs: int | None = None,
-    device: str = "cpu",
+    device: str = "auto",
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, AttentionState]:
     """Train one :class:`AttentionFusion` on ``member.train``; eval probabilities after every epoch and the final state.
@@ -294,7 +294,7 @@ def train_attention(
     members: Sequence[Member],
     *,
     config: AttentionConfig = AttentionConfig(),
-    device: str = "cpu",
+    device: str = "auto",
     progress: Callable[[int], None] | None = None,
 ) -> list[np.ndarray]:
     """Train one :class:`AttentionFusion` per member (:func:`fit_attention`); eval probabilities ``(epochs, E_m, 6)`` each."""

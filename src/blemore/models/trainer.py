@@ -91,8 +91,9 @@ class TrainConfig:
     #: on a shared CPU, thread synchronisation costs more than a second thread gains
     #: (measured: 2 threads 10x slower than 1 on a busy 2-core machine).
     threads: int | None = None
-    #: Where the stacked tensors live: "cpu", "cuda" or "cuda:N" (one code path).
-    device: str = "cpu"
+    #: Where the stacked tensors live: "auto" (a CUDA GPU where one is present, else the CPU), "cpu",
+    #: "cuda" or "cuda:N" (one code path).
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -214,15 +215,17 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a torch device; one line if CUDA is asked for and absent."""
+    """``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as a torch device; one line if CUDA is asked for and absent."""
     text = str(device).strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if text == "cpu":
         return torch.device("cpu")
     if text == "cuda" or text.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise BlemoreError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
         return torch.device(text)
-    raise BlemoreError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+    raise BlemoreError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
 
 
 def fit_scaler(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -76,7 +76,7 @@ class RunConfig:
     attention_lr: float = 1e-3
     max_frames: int = 32
     attention_layers: int = 1
-    device: str = "cpu"
+    device: str = "auto"
     progress: bool = True
     threads: int | None = None
     command: list[str] | None = None
