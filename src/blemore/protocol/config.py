@@ -182,7 +182,10 @@ def _read_test(config: RunConfig, train: pd.DataFrame) -> pd.DataFrame | None:
 def _check_options(config: RunConfig) -> None:
     from blemore.models.attention import AttentionConfig
 
+    from blemore.models.trainer import resolve_device
+
     config.train_config()  # checks epochs, lr, weight decay, batch size, threads
+    resolve_device(config.device)  # an unknown device, or CUDA where there is none: refused before any work
     if config.representation not in get_args(Representation):
         raise BlemoreError(f"unknown representation {config.representation!r}: expected stats, windows or subsampled")
     if config.window < 1:
