@@ -219,13 +219,25 @@ def test_tune_anonymised_without_truth(tmp_path):
 
 
 def test_submit(tmp_path):
-    sub, _ = example_files()
+    sub, truth = example_files()
     out = tmp_path / "submission.zip"
     result = run("submit", sub, "-o", out)
     assert result.exit_code == 0, result.stderr
     with zipfile.ZipFile(out) as zf:
         (member,) = zf.namelist()
-        assert json.loads(zf.read(member))["predictions"] == json.loads(sub.read_text())
+        written = json.loads(zf.read(member))["predictions"]
+    original = json.loads(sub.read_text())
+    # the template's form: <clip>.mov keys, 100.0 for a single emotion; the same predictions
+    assert sorted(written) == sorted(f"{clip}.mov" for clip in original)
+    from blemore.submission import read_truth, score_predictions
+
+    for clip, entries in original.items():
+        got = written[f"{clip}.mov"]
+        assert sorted((e["emotion"], float(e["salience"])) for e in got) == sorted(
+            (e["emotion"], float(e["salience"])) for e in entries)
+        assert all(isinstance(e["salience"], float) for e in got) if len(got) == 1 else True
+    labels = read_truth(truth)
+    assert score_predictions(written, labels).scores == score_predictions(original, labels).scores
 
 
 @pytest.mark.parametrize(
