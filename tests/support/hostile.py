@@ -23,9 +23,6 @@ from blemore.io import is_temporary
 
 #: Inputs tried per command, filled as the battery runs (see :func:`write_counts`).
 COUNTS: Counter[str] = Counter()
-#: Of those, the cases that still break the promise in code this battery does not own, by command,
-#: each with its reason (:func:`expect_known_failure`).
-KNOWN: dict[str, list[str]] = {}
 
 _runner = CliRunner()
 
@@ -100,20 +97,6 @@ def expect_error(command: str, args: Sequence[Any], *, names: Sequence[Any] = ()
         assert re.search(match, line), f"{line!r} does not match {match!r}"
     check_unchanged(before, protect)
     return line
-
-
-def expect_known_failure(command: str, args: Sequence[Any], reason: str, **kwargs: Any) -> None:
-    """A bad input that still breaks the promise today (``reason`` says how and where).
-
-    The case must keep failing: once it is fixed this raises, so that it moves to
-    :func:`expect_error`. Counted in :data:`COUNTS` and listed in :data:`KNOWN`.
-    """
-    KNOWN.setdefault(command, []).append(reason)
-    try:
-        expect_error(command, args, **kwargs)
-    except AssertionError:
-        return
-    raise AssertionError(f"fixed, make it an expect_error case: {command} {[str(a) for a in args]} ({reason})")
 
 
 def expect_clean(command: str, args: Sequence[Any], *, names: Sequence[Any] = (), protect: Sequence[Path] = ()) -> Outcome:
@@ -232,14 +215,12 @@ def unshare_prefix() -> list[str]:
 _START, _END = "<!-- hostile-counts:start -->", "<!-- hostile-counts:end -->"
 
 
-def write_counts(doc: Path, counts: Counter[str], known: dict[str, list[str]]) -> None:
+def write_counts(doc: Path, counts: Counter[str]) -> None:
     """Replace the table between the markers of ``doc`` by the counts of this run."""
-    rows = ["| command | bad inputs tried | still failing (code owned elsewhere) |", "| --- | ---: | ---: |"]
-    rows += [f"| `{c}` | {counts[c]} | {len(known.get(c, []))} |" for c in sorted(counts)]
-    n_known = sum(len(v) for v in known.values())
-    rows.append(f"| **all** | **{sum(counts.values())}** | **{n_known}** |")
-    reasons = sorted({f"- `{c}`: {r}" for c, rs in known.items() for r in rs})
-    block = "\n".join([_START, "", *rows, "", *(["Still failing:", "", *reasons, ""] if reasons else []), _END])
+    rows = ["| command | bad inputs tried |", "| --- | ---: |"]
+    rows += [f"| `{c}` | {counts[c]} |" for c in sorted(counts)]
+    rows.append(f"| **all** | **{sum(counts.values())}** |")
+    block = "\n".join([_START, "", *rows, "", _END])
     text = doc.read_text() if doc.exists() else f"{_START}\n{_END}\n"
     if _START not in text:
         text += f"\n{_START}\n{_END}\n"

@@ -68,12 +68,18 @@ def _summary(out: Path, name: str):
     return ExtractionSummary(out=out, encoders=[name])
 
 
-def _read_openface(path: Path):
-    """One OpenFace CSV as a DataFrame, column names stripped."""
+def _read_openface(path: Path, *, nrows: int | None = None):
+    """One OpenFace CSV as a DataFrame, column names stripped; a file that is no CSV is one :class:`BlemoreError`."""
     import pandas as pd
 
-    df = pd.read_csv(path, skipinitialspace=True)
-    df.columns = [c.strip() for c in df.columns]
+    try:
+        df = pd.read_csv(path, skipinitialspace=True, nrows=nrows)
+    except pd.errors.EmptyDataError:
+        raise BlemoreError(f"{path}: the file is empty; expected OpenFace 2.0 FeatureExtraction output (CSV)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BlemoreError(f"{path}: not a readable OpenFace CSV ({why})") from None
+    df.columns = [str(c).strip() for c in df.columns]
     return df
 
 
@@ -137,9 +143,9 @@ def import_openface(src: str | Path, *, out: str | Path, name: str = "openface",
     out = Path(out)
     summary = _summary(out, name)
     first_path = next(iter(files.values()))
-    first = pd.read_csv(first_path, skipinitialspace=True, nrows=1)
+    first = _read_openface(first_path, nrows=1)
     try:
-        columns = openface_columns([c.strip() for c in first.columns], preprocessing)
+        columns = openface_columns(list(first.columns), preprocessing)
     except BlemoreError as exc:
         raise BlemoreError(f"{first_path}: {exc}") from None
     with FeatureStore(out / name, settings=_openface_settings(name, columns, preprocessing),
