@@ -591,7 +591,7 @@ def test_report_bad_inputs(tmp_path, run_folder, outdir):
         assert outcome.exit_code in (0, 2), kind
     truncated = _damaged_run(run_folder, tmp_path, lambda r: (r / "results.csv").write_bytes(
         (r / "results.csv").read_bytes()[:60]))
-    outcome = invoke(["report", truncated, "-o", outdir / "r.html"])
+    outcome = invoke(["report", truncated, "-o", outdir / "r.html", "-q"])  # -q: no progress bar
     COUNTS["report"] += 1
     warnings = [line for line in outcome.stderr.splitlines() if line.strip()]
     assert outcome.exit_code == 0 and len(warnings) == 1 and "results.csv" in warnings[0], outcome.stderr

@@ -29,7 +29,7 @@ def report(
     model: Annotated[
         Optional[str], typer.Option("--model", "-m", help="Model the detailed figures show.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no warnings.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar (warnings about the run folder still show).")] = False,
 ) -> None:
     """Write an HTML report of a run: one page, offline, with its tables and figures.
 
@@ -46,7 +46,6 @@ def report(
         from blemore.report.page import build_report
 
         outcome = build_report(run, out, feature_set=feature_set, model=model, progress=not quiet)
-        if not quiet:
-            for problem in outcome.problems:
-                print(f"blemore: warning: {problem}", file=sys.stderr)
+        for problem in outcome.problems:  # about the user's files: shown even with --quiet
+            print(f"blemore: warning: {problem}", file=sys.stderr)
         typer.echo(str(outcome.path))
