@@ -208,7 +208,7 @@ def train_unit(spec: UnitSpec, data: UnitData, progress: Callable[[int], object]
     flops = res.flops
     if inner:
         res_in = train_members(data.X, T, [members[i] for i in inner], hidden=hidden, config=spec.config,
-                               loss=loss, progress=None, keep=keep)
+                               loss=loss, progress=progress, keep=keep)
         for j, i in enumerate(inner):
             outputs[i] = res_in.eval_probs[j]
         flops += res_in.flops
