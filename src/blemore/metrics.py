@@ -117,18 +117,18 @@ def _pair(truth_idx: object, pred_idx: object) -> tuple[np.ndarray, np.ndarray]:
 
 
 def score_outcomes(presence_ok: object, salience_ok: object, truth_is_blend: object) -> Scores:
-    """Reduce per-clip outcomes to :class:`Scores` (the one reduce step every scorer uses).
+    """Reduce per-clip outcomes to :class:`Scores` through :func:`reduce_counts`, the one reduce every scorer uses.
 
     ``salience_ok`` is only counted where ``truth_is_blend`` is true.
     """
     pres = np.asarray(presence_ok, dtype=bool)
     sal = np.asarray(salience_ok, dtype=bool)
     blend = np.asarray(truth_is_blend, dtype=bool)
-    n = int(pres.size)
-    n_blends = int(blend.sum())
-    acc_p = float(np.count_nonzero(pres)) / n if n else 0.0
-    acc_s = float(np.count_nonzero(sal & blend)) / n_blends if n_blends else 0.0
-    return Scores(acc_presence=acc_p, acc_salience=acc_s, score=0.5 * acc_p + 0.5 * acc_s, n_clips=n, n_blends=n_blends)
+    n, n_blends = int(pres.size), int(blend.sum())
+    acc_p, acc_s, score = reduce_counts(
+        np.array([n, np.count_nonzero(pres), n_blends, np.count_nonzero(sal & blend)], dtype=np.float64)
+    ).tolist()
+    return Scores(acc_presence=acc_p, acc_salience=acc_s, score=score, n_clips=n, n_blends=n_blends)
 
 
 def _outcomes(t: np.ndarray, pred_mask: np.ndarray, pred_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

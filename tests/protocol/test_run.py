@@ -287,3 +287,30 @@ def test_cli_predict_defaults_to_the_runs_test_clips_and_its_best(run, data, tmp
     assert f"{chosen['method']} / {chosen['feature_set']} / {chosen['model']}" in r.output
     assert len(read_predictions(tmp_path / "all" / "predictions.json")) == 4 * 36
     assert "checked against the test metadata: 144 clips" in r.output
+
+
+def test_a_killed_benchmark_leaves_nothing_half_written_and_the_rerun_is_the_same(data, tmp_path):
+    """SIGKILL in the middle of a run: no run folder, no staging left by the next run; the rerun equals a clean run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["benchmark", "--train-metadata", str(data["train_metadata"]), "--test-metadata", str(data["test_metadata"]),
+            "-f", f"a={data['sources']['s0']}", "--models", "mlp256", "--epochs", "300", "--lr", str(LR), "-q",
+            "--no-report", "--methods", "baseline,structured"]
+    cmd = [sys.executable, "-m", "blemore", *args]
+    proc = subprocess.Popen([*cmd, "-o", str(tmp_path / "run")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(4.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "run").exists()  # killed before publishing: no half run
+    for out in ("run", "clean"):
+        done = subprocess.run([*cmd, "-o", str(tmp_path / out)], capture_output=True, text=True, timeout=600,
+                              env={**os.environ})
+        assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("results.csv", "curves.csv", "compare.csv", "best.json"):
+        assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "run"]  # no staging folder left
