@@ -314,3 +314,17 @@ def test_a_killed_benchmark_leaves_nothing_half_written_and_the_rerun_is_the_sam
     for name in ("results.csv", "curves.csv", "compare.csv", "best.json"):
         assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "run"]  # no staging folder left
+
+
+def test_subsampled_every_stored_row_is_a_sample(tmp_path):
+    """The official subsampled protocol: per-window encoder outputs as samples, batch 512 unless given."""
+    d = planted(tmp_path, n_actors=6, n_test_actors=1, dim=5, frames=True, sources=1)
+    out = run_benchmark(RunConfig(features=d["sources"], train_metadata=d["train_metadata"],
+                                  test_metadata=d["test_metadata"], models=["linear"], representation="subsampled",
+                                  epochs=2, lr=LR, out=tmp_path / "sub", progress=False))
+    cfg = json.loads((out / "config.json").read_text())["config"]
+    assert cfg["effective"] == {"epochs": 2, "batch_size": 512, "window": 1}
+    cf = np.load(out / "clip_features" / "s0.npz")
+    frames = sum(np.load(d["sources"]["s0"] / f"{n}.npy").shape[0] for n in cf["filenames"])
+    assert cf["windows"].shape[0] == frames - len(cf["filenames"])  # every frame a row (one NaN frame per clip dropped)
+    assert RunConfig(features={}, representation="subsampled").effective_epochs == 300
