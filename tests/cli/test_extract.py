@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from blemore.cli import app
 from blemore.extraction.local import extract
 
-from tests.support.avclips import make_broken, make_clip, make_truncated
+from tests.support.avclips import make_clip, make_mixed_clips
 from tests.support.tmpfs import TmpfsSession, needs_tmpfs
 
 CLI = [sys.executable, "-c", "from blemore.cli import main; main()"]
@@ -30,13 +30,7 @@ one_line_handler = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """Three clips (one without audio), one that is not a video, one cut in half."""
-    root = tmp_path_factory.mktemp("clips")
-    make_clip(root / "A102_ang_int1_ver1.mov", seconds=0.8)
-    make_clip(root / "A102_mix_ang_hap_70_30_ver1.mov", seconds=1.2, freq=300)
-    make_clip(root / "A200_sad_int2_ver1.mp4", seconds=0.8, audio=False)
-    make_broken(root / "test_0001.mov")
-    make_truncated(root / "test_0002.mov")
-    return root
+    return make_mixed_clips(tmp_path_factory.mktemp("clips"))
 
 
 @pytest.fixture(scope="module")

@@ -31,9 +31,10 @@ from blemore.extraction.engine import (
 )
 from blemore.features.store import FeatureStore
 from blemore.features.summary import ExtractionSummary
-from blemore.media.decoder import VideoSpec, read_video
+from blemore.media.decoder import read_video
 
 from tests.support import avclips
+from tests.support.echo_encoder import FramesEcho
 
 CLIPS = [f"A{100 + k}_hap_int1_ver1" for k in range(6)]
 ENCODERS = ["opensmile", "facemesh", "clip"]
@@ -47,22 +48,6 @@ def clips(tmp_path_factory):
                           freq=200 + 50 * k)
     avclips.make_broken(root / "test_0001.mov")
     return root
-
-
-class FramesEcho(Encoder):
-    """A video 'encoder' whose features are the frames' mean colour per frame (exact, cheap)."""
-
-    name = "echo"
-    modality = "video"
-    dim = 3
-    batch_size = 2
-    video = VideoSpec(fps=10.0, short_side=48)
-
-    def output_fps(self, input_rate: float) -> float:
-        return input_rate
-
-    def encode(self, inputs):
-        return [np.asarray(f, dtype=np.float32).mean(axis=(1, 2)) for f in inputs]
 
 
 class HalfFaces(FramesEcho):

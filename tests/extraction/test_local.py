@@ -25,7 +25,8 @@ from blemore.features.store import read_index
 from blemore.media.decoder import VideoSpec
 
 from tests.support import avclips
-from tests.support.avclips import make_broken, make_clip, make_truncated
+from tests.support.avclips import make_clip, make_mixed_clips
+from tests.support.echo_encoder import FramesEcho
 from tests.support.tiny_models import tiny_audio_model, tiny_clip
 
 CLI = [sys.executable, "-c", "from blemore.cli import main; main()"]
@@ -34,13 +35,7 @@ CLI = [sys.executable, "-c", "from blemore.cli import main; main()"]
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """Three clips (one without audio), one that is not a video, one cut in half."""
-    root = tmp_path_factory.mktemp("clips")
-    make_clip(root / "A102_ang_int1_ver1.mov", seconds=0.8)
-    make_clip(root / "A102_mix_ang_hap_70_30_ver1.mov", seconds=1.2, freq=300)
-    make_clip(root / "A200_sad_int2_ver1.mp4", seconds=0.8, audio=False)
-    make_broken(root / "test_0001.mov")
-    make_truncated(root / "test_0002.mov")
-    return root
+    return make_mixed_clips(tmp_path_factory.mktemp("clips"))
 
 
 @pytest.fixture(scope="module")
@@ -58,22 +53,6 @@ def shm(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.setenv("BLEMORE_SHM_DIR", str(folder))  # inherited by the spawned decoding workers
     return folder
-
-
-class FramesEcho(Encoder):
-    """A video 'encoder' whose features are the frames' mean colour per frame (exact, cheap)."""
-
-    name = "echo"
-    modality = "video"
-    dim = 3
-    batch_size = 2
-    video = VideoSpec(fps=10.0, short_side=48)
-
-    def output_fps(self, input_rate: float) -> float:
-        return input_rate
-
-    def encode(self, inputs):
-        return [np.asarray(f, dtype=np.float32).mean(axis=(1, 2)) for f in inputs]
 
 
 def _stored(folder):

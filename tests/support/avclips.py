@@ -69,6 +69,17 @@ def make_truncated(path, *, seconds: float = 1.0) -> Path:
     return Path(path)
 
 
+def make_mixed_clips(root) -> Path:
+    """Three clips (one without audio), one that is not a video, one cut in half, in ``root``."""
+    root = Path(root)
+    make_clip(root / "A102_ang_int1_ver1.mov", seconds=0.8)
+    make_clip(root / "A102_mix_ang_hap_70_30_ver1.mov", seconds=1.2, freq=300)
+    make_clip(root / "A200_sad_int2_ver1.mp4", seconds=0.8, audio=False)
+    make_broken(root / "test_0001.mov")
+    make_truncated(root / "test_0002.mov")
+    return root
+
+
 def die_in_worker(*args, **kwargs):
     """Stands in for a decoding function in a worker process: the process dies (as if killed)."""
     import os

@@ -23,7 +23,8 @@ import contextlib
 import errno
 import importlib
 import sys
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -31,7 +32,7 @@ from typer.core import TyperCommand, TyperGroup
 from blemore.errors import BlemoreError
 from blemore.io import user_path
 
-__all__ = ["app", "fail", "user_errors", "describe_os_error"]
+__all__ = ["app", "describe_os_error", "fail", "user_errors"]
 
 # The click that typer uses (its own copy in recent typer, the click package before).
 _click_exceptions = importlib.import_module(typer.BadParameter.__module__)
@@ -107,32 +108,28 @@ def _hide_flag_types(params: Sequence[Any]) -> None:
             param.metavar = ""
 
 
-class _Command(TyperCommand):
+class _FlagsWithoutType:
+    """Mixed into click's command classes: the help lists flags (``--help`` too) without a value type."""
+
+    params: list[Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _hide_flag_types(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            _hide_flag_types([option])
+        return option
+
+
+class _Command(_FlagsWithoutType, TyperCommand):
     """A command whose help lists flags without a value type."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _hide_flag_types(self.params)
 
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            _hide_flag_types([option])
-        return option
-
-
-class _Group(TyperGroup):
+class _Group(_FlagsWithoutType, TyperGroup):
     """The ``blemore`` group: one-line usage errors, flags without a value type."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _hide_flag_types(self.params)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            _hide_flag_types([option])
-        return option
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
