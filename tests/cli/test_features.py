@@ -41,6 +41,14 @@ def test_encoders_lists_every_encoder_with_width_rate_and_weights():
     assert "NAME=MODEL_ID_OR_PATH" in result.stdout
 
 
+def test_encoders_table_columns_line_up_whatever_the_longest_cell():
+    table = [line for line in run("encoders").stdout.splitlines()[: len(list_encoders()) + 1]]
+    header = table[0]
+    for column in ("MODALITY", "RATE", "WEIGHTS", "DESCRIPTION"):
+        start = header.index(column)
+        assert all(line[start - 2:start] == "  " and line[start] != " " for line in table), column
+
+
 def test_import_features_errors(tmp_path):
     assert_user_error(run("import-features", tmp_path, "--format", "npy", "--out", tmp_path / "f"), "--name")
     assert_user_error(run("import-features", tmp_path / "nope", "--format", "npy", "--name", "x", "--out",

@@ -16,11 +16,14 @@ def list_encoders_command() -> None:
     """List the registered encoders: modality, output width and rate, weights (offline: none needed)."""
     from blemore.encoders.registry import list_encoders
 
-    print(f"{'NAME':<16} {'MODALITY':<8} {'DIM':>5}  {'RATE':<22} {'WEIGHTS':<32} DESCRIPTION")
-    for info in list_encoders():
-        weights = "offline" if info.offline else info.model_id
-        about = info.description + (f"; default: {info.default_layer}" if info.default_layer else "")
-        print(f"{info.name:<16} {info.modality:<8} {info.dim:>5}  {info.rate:<22} {weights:<32} {about}")
+    rows = [(info.name, info.modality, str(info.dim), info.rate, "offline" if info.offline else info.model_id,
+             info.description + (f"; default: {info.default_layer}" if info.default_layer else ""))
+            for info in list_encoders()]
+    header = ("NAME", "MODALITY", "DIM", "RATE", "WEIGHTS", "DESCRIPTION")
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(5)]
+    for row in [header, *rows]:
+        cells = [row[k].rjust(widths[k]) if k == 2 else row[k].ljust(widths[k]) for k in range(5)]
+        print("  ".join([*cells, row[5]]))
     print("\nModel encoders take NAME=MODEL_ID_OR_PATH (a Hugging Face id or a local folder or checkpoint) "
           "and :LAYERS (e.g. hubert-large:12, wavlm-large:6-12).")
 
