@@ -42,7 +42,7 @@ def test_encoders_lists_every_encoder_with_width_rate_and_weights():
 
 
 def test_encoders_table_columns_line_up_whatever_the_longest_cell():
-    table = [line for line in run("encoders").stdout.splitlines()[: len(list_encoders()) + 1]]
+    table = run("encoders").stdout.splitlines()[: len(list_encoders()) + 1]
     header = table[0]
     for column in ("MODALITY", "RATE", "WEIGHTS", "DESCRIPTION"):
         start = header.index(column)
