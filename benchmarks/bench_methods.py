@@ -19,11 +19,12 @@ in three ways, one after the other in this process's machine:
 Each is run in a fresh Python process with one training thread, so the figures are
 comparable; wall and CPU seconds are printed. Without ``--before`` only the new runs are timed
 (the comparison is skipped, and says so). ``--runs`` picks some of the three, so that the long
-200-epoch runs can go on two cores at once (``--runs before`` in one shell, ``--runs now,all``
-in another; each still one thread)::
+200-epoch runs can be timed one at a time, each alone on the machine (two at once, one per core,
+went at about half speed each on the 2-core VM)::
 
     python benchmarks/bench_methods.py --before /tmp/blemore-before --runs before
-    python benchmarks/bench_methods.py --runs now,all
+    python benchmarks/bench_methods.py --runs now
+    python benchmarks/bench_methods.py --runs all
 """
 
 from __future__ import annotations
