@@ -8,7 +8,8 @@
 2. plans the configurations of the methods asked for and the training units they need
    (:func:`plan`), loads features and actors once (:func:`~blemore.protocol.context.build_context`);
 3. trains every unit — here, or as Ray tasks through ``map_units`` (same seeds, same
-   results) — (:func:`train_units`);
+   results) — saving each one beside ``--out`` as it finishes, so that a killed run, run again,
+   resumes where it stopped (:func:`train_units`, :mod:`blemore.protocol.checkpoints`);
 4. applies the selection rules to every configuration, deploys it and predicts the test
    clips (:func:`~blemore.protocol.evaluate.evaluate_configuration`);
 5. writes one run folder through one writer (:func:`write_run`).
@@ -38,6 +39,7 @@ import pandas as pd
 
 from blemore.labels import LABEL_NAMES
 from blemore.protocol.challenge import challenge_predictions
+from blemore.protocol.checkpoints import UnitStore
 from blemore.protocol.config import Inputs, RunConfig, resolve_inputs
 from blemore.protocol.context import RunContext, build_context
 from blemore.protocol.evaluate import ConfigResult, evaluate_configuration
@@ -96,21 +98,41 @@ def _unit_epochs(spec: UnitSpec, n_folds: int) -> int:
     return spec.config.epochs * (2 if spec.nested else 1)
 
 
-def train_units(ctx: RunContext, specs: dict[UnitKey, UnitSpec], *, map_units: MapUnits | None = None) -> dict[UnitKey, TrainedUnit]:
-    """Train every unit (here, one after the other with a progress bar, or through ``map_units``); returns them by key."""
+def train_units(ctx: RunContext, specs: dict[UnitKey, UnitSpec], *, map_units: MapUnits | None = None,
+                store: UnitStore | None = None) -> dict[UnitKey, TrainedUnit]:
+    """Train every unit (here, one after the other with a progress bar, or through ``map_units``); returns them by key.
+
+    With a ``store``, units saved there by an earlier, killed run of the same inputs are loaded
+    instead of trained, and each unit trained here is saved as soon as it is done (through
+    ``map_units``, when all are done).
+    """
     items = [(spec, ctx.unit_data(key)) for key, spec in specs.items()]
+    done: dict[UnitKey, TrainedUnit] = {}
+    if store is not None:
+        for spec, data in items:
+            unit = store.load(spec, data)
+            if unit is not None:
+                done[spec.key] = unit
+    todo = [(spec, data) for spec, data in items if spec.key not in done]
     if map_units is not None:
-        done = map_units(_train_one, items)
+        for (spec, data), unit in zip(todo, map_units(_train_one, todo) if todo else []):
+            done[spec.key] = unit
+            if store is not None:
+                store.save(spec, data, unit)
     else:
         from tqdm.auto import tqdm
 
-        total = sum(_unit_epochs(s, len(ctx.inputs.fold_ids)) for s, _ in items)
+        total = sum(_unit_epochs(s, len(ctx.inputs.fold_ids)) for s, _ in todo)
         with tqdm(total=total, desc="training", unit="epoch", disable=not ctx.config.progress, file=sys.stderr) as bar:
-            done = []
-            for spec, data in items:
+            if done and store is not None and ctx.config.progress:
+                bar.write(f"resuming: {len(done)} of {len(items)} units already trained (in {store.folder})",
+                          file=sys.stderr)
+            for spec, data in todo:
                 bar.set_postfix_str(spec.key.label, refresh=False)
-                done.append(_train_one(spec, data, bar.update))
-    return {spec.key: unit for (spec, _), unit in zip(items, done)}
+                done[spec.key] = _train_one(spec, data, bar.update)
+                if store is not None:
+                    store.save(spec, data, done[spec.key])
+    return {spec.key: done[spec.key] for spec, _ in items}
 
 
 def _train_one(spec: UnitSpec, data: Any, progress: Callable[[int], object] | None = None) -> TrainedUnit:
@@ -126,10 +148,12 @@ def run_benchmark(config: RunConfig, *, map_units: MapUnits | None = None,
     RunFolder.check_target(out, overwrite=config.overwrite)  # refuse before hours of training
     confs, specs = plan(config, inputs)
     ctx = build_context(config, inputs, list(specs))
-    trained = train_units(ctx, specs, map_units=map_units)
+    store = UnitStore.beside(out)
+    trained = train_units(ctx, specs, map_units=map_units, store=store)
     results = [evaluate_configuration(ctx, c, trained, specs, retrain=retrain) for c in confs]
     with RunFolder.create(out, overwrite=config.overwrite) as run:
         write_run(run, ctx, results, trained, specs, started=started)
+    store.clear()
     return out
 
 

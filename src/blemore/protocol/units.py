@@ -42,6 +42,7 @@ __all__ = [
     "loss_of",
     "outputs_of",
     "stored_outputs",
+    "unit_plan",
 ]
 
 #: How the paper-rule test model is made: the model on all clips after every epoch; after the
@@ -138,7 +139,8 @@ def unit_targets(trainer: str, truth: np.ndarray, n_clips: int) -> np.ndarray:
     return T
 
 
-def _plan(spec: UnitSpec, data: UnitData) -> tuple[list[PlanMember], list[int]]:
+def unit_plan(spec: UnitSpec, data: UnitData) -> tuple[list[PlanMember], list[int]]:
+    """The unit's fold plan (outer folds, model on all clips, inner members) and each member's seed."""
     test = np.arange(data.n_train, data.n_clips) if spec.deploy else None
     plan = nested_plan(data.folds, nested=spec.nested, test=test)
     seeds = [plan_seed(spec.seed, m, plan, i, spec.key.variant) for i, m in enumerate(plan)]
@@ -184,7 +186,7 @@ class _Tracker:
 
 def train_unit(spec: UnitSpec, data: UnitData, progress: Callable[[int], object] | None = None) -> TrainedUnit:
     """Train every member of one unit; see the module docstring."""
-    plan, seeds = _plan(spec, data)
+    plan, seeds = unit_plan(spec, data)
     if spec.key.trainer == "attention":
         return _train_attention_unit(spec, data, plan, seeds, progress)
     if spec.paper_test == "retrain-100" and spec.config.epochs < 100:
@@ -267,7 +269,7 @@ def _train_attention_unit(spec: UnitSpec, data: UnitData, plan: list[PlanMember]
 
 def fit_deployed(spec: UnitSpec, data: UnitData, epochs: int) -> Any:
     """The model on all training clips after ``epochs`` epochs, trained alone (same seed, same rows as in the unit)."""
-    plan, seeds = _plan(spec, data)
+    plan, seeds = unit_plan(spec, data)
     i = next(i for i, m in enumerate(plan) if m.role == "all")
     if spec.key.trainer == "attention":
         from blemore.models.attention import fit_attention
