@@ -82,3 +82,58 @@ def test_load_npz_reads_plain_arrays_only(tmp_path):
     assert list(load_npz(tmp_path / "ok.npz", names=("b", "zzz"))) == ["b"]
     with pytest.raises(FileNotFoundError):
         load_npz(tmp_path / "missing.npz")
+
+
+def test_save_npz_loads_back_as_numpy_writes_it_and_the_same_arrays_give_the_same_bytes(tmp_path, monkeypatch):
+    import time
+
+    from blemore.io import save_npz
+
+    arrays = {"X": np.arange(12, dtype=np.float32).reshape(3, 4), "names": np.array(["a", "bé"]),
+              "meta": np.asarray('{"k": 1}'), "empty": np.zeros((0, 6))}
+    save_npz(tmp_path / "one.npz", **arrays)
+    monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)  # another day: no time stamp in the bytes
+    save_npz(tmp_path / "two.npz", **arrays)
+    assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
+    with np.load(tmp_path / "one.npz", allow_pickle=False) as back:
+        assert sorted(back.files) == sorted(arrays)
+        for k, v in arrays.items():
+            assert back[k].dtype == v.dtype and back[k].shape == v.shape and np.array_equal(back[k], v)
+
+
+def test_save_npz_on_a_full_disk_fails_once_and_leaves_nothing_to_fail_later(tmp_path, monkeypatch):
+    import gc
+    import sys
+
+    from blemore import io as bio
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, fh, room):
+            self.fh, self.room = fh, room
+
+        def write(self, data):
+            if self.room < len(data):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.room -= len(data)
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(bio.os, "fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode), room=300))
+    with pytest.raises(OSError) as caught:
+        bio.save_npz(tmp_path / "big.npz", X=np.zeros((100, 100)))
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "big.npz")
+    gc.collect()
+    assert unraisable == []  # np.savez's zip, left open, failed again here on the closed file
+    assert list(tmp_path.iterdir()) == []

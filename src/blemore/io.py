@@ -161,7 +161,25 @@ def save_npz(path: str | Path, **arrays: Any) -> Path:
     for key, value in plain.items():
         if value.dtype == object:
             raise TypeError(f"save_npz: array {key!r} holds Python objects; store numbers or strings")
-    return atomic_write(path, lambda fh: np.savez(fh, **plain))
+    return atomic_write(path, lambda fh: _write_npz(fh, plain))
+
+
+#: The time stamp of every ``.npz`` member, so that the same arrays always give the same bytes.
+_NPZ_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _write_npz(fh: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez``'s layout (uncompressed ``<name>.npy`` members), byte-reproducible.
+
+    Unlike ``np.savez``, the zip is closed even when a write fails (a full disk), so it does
+    not fail a second time, later, on a closed file.
+    """
+    with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, value in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_NPZ_TIME)
+            info.external_attr = 0o600 << 16
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, value, allow_pickle=False)
 
 
 def remove_temporaries(folder: str | Path) -> int:
