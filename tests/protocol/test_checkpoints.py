@@ -112,6 +112,9 @@ def test_a_unit_of_other_settings_or_other_data_is_not_reused(data, tmp_path):
     assert store.load(spec, unit_data) is not None
     other_lr = dataclasses.replace(spec, config=dataclasses.replace(spec.config, lr=spec.config.lr * 2))
     other_seed = dataclasses.replace(spec, seed=spec.seed + 1)
+    as_numpy = [dataclasses.replace(spec, seed=np.int64(seed)) for seed in (spec.seed, spec.seed + 1)]
+    assert unit_digest(as_numpy[0], unit_data) == unit_digest(spec, unit_data)  # numpy's ints count by value
+    assert unit_digest(as_numpy[1], unit_data) == unit_digest(other_seed, unit_data)
     moved = dataclasses.replace(unit_data, X=unit_data.X + np.float32(1e-3))
     refolded = dataclasses.replace(unit_data, folds=np.roll(unit_data.folds, 1))
     for s, d in ((other_lr, unit_data), (other_seed, unit_data), (spec, moved), (spec, refolded)):

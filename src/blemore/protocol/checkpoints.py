@@ -48,9 +48,13 @@ def _describe(value: Any) -> Any:
         return {str(k): _describe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_describe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
-    return {type(value).__name__: _describe(dict(getattr(value, "__dict__", {})))}
+    if hasattr(value, "__dict__"):
+        return {type(value).__name__: _describe(dict(vars(value)))}
+    return repr(value)  # a value without state of its own to describe (a path, an enum member)
 
 
 def _hash_arrays(h: Any, *arrays: Any) -> None:
